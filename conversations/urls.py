@@ -1,0 +1,7 @@
+from django.urls import path
+
+from conversations import views
+
+urlpatterns = [
+    path("", views.console, name="console"),
+]

@@ -1,0 +1,91 @@
+"""API pieces shared by every app: the error format and the ops endpoints that
+need authentication (circuit breakers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from ispsupport.breakers import UnknownBreakerError, all_breaker_statuses, reset_breaker
+from ispsupport.permissions import IsAdminRole
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, with every error body carrying ``detail`` and a ``code``."""
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(data, dict) and "detail" in data:
+        detail = data["detail"]
+        data = {
+            "detail": str(detail),
+            "code": getattr(detail, "code", "error"),
+            **{k: v for k, v in data.items() if k != "detail"},
+        }
+    elif isinstance(data, dict | list):
+        data = {"detail": "Invalid input.", "code": "invalid", "errors": data}
+    response.data = data
+    return response
+
+
+class ApiRootView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "version": "v1",
+                "docs": reverse("api-docs", request=request),
+                "schema": reverse("api-schema", request=request),
+                "circuit_breakers": reverse("circuit-breakers", request=request),
+            }
+        )
+
+
+class CircuitBreakerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    state = serializers.ChoiceField(["closed", "open", "half-open"])
+    fail_counter = serializers.IntegerField()
+    fail_max = serializers.IntegerField()
+    reset_timeout_seconds = serializers.IntegerField()
+    opened_at = serializers.DateTimeField(allow_null=True)
+    storage = serializers.ChoiceField(["memory", "redis"])
+
+
+class CircuitBreakerListSerializer(serializers.Serializer):
+    breakers = CircuitBreakerSerializer(many=True)
+
+
+class CircuitBreakerListView(APIView):
+    """State of every named circuit breaker. Read-only, open to monitoring."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=CircuitBreakerListSerializer)
+    def get(self, request: Request) -> Response:
+        return Response({"breakers": all_breaker_statuses()})
+
+
+class CircuitBreakerResetView(APIView):
+    """Close a breaker by hand (admins only), e.g. after fixing a token."""
+
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(request=None, responses=CircuitBreakerSerializer)
+    def post(self, request: Request, name: str) -> Response:
+        try:
+            return Response(reset_breaker(name), status=status.HTTP_200_OK)
+        except UnknownBreakerError:
+            raise Http404(f"No circuit breaker named {name!r}.") from None

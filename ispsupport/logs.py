@@ -1,0 +1,85 @@
+"""structlog set-up: JSON lines in production, readable lines in development.
+
+Django's and the libraries' own stdlib loggers go through the same renderer, so
+every line carries the request id bound by ``RequestContextMiddleware``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+# Keys whose values must never reach a log line, whatever logs them.
+_SECRET_KEY = re.compile(
+    r"pass(word)?|secret|token|authorization|api[_-]?key|cookie|signature|credential|fernet",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if key != "event" and _SECRET_KEY.search(key):
+            event[key] = REDACTED
+    return event
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+
+
+def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
+    """Configure structlog and return the matching ``LOGGING`` dict for Django."""
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if fmt == "json":
+        final.append(structlog.processors.format_exc_info)
+    final.append(renderer)
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structlog": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": final,
+                "foreign_pre_chain": _shared_processors(),
+            }
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "structlog"},
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # The request line comes from RequestContextMiddleware, with the
+            # request id; Django's and daphne's own access lines would repeat it.
+            "django.server": {"level": "WARNING"},
+            "django.request": {"level": "ERROR"},
+            "daphne": {"level": "WARNING"},
+        },
+    }

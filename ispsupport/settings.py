@@ -1,0 +1,372 @@
+"""The one settings module. Everything that differs between machines comes from
+the environment (or a ``.env`` file beside manage.py); README.md documents each
+variable and .env.example lists them all.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from cryptography.fernet import Fernet
+
+from ispsupport.env import (
+    ConfigError,
+    env_bool,
+    env_choice,
+    env_database,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+from ispsupport.logs import logging_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+# A developer's .env fills in what the real environment does not set; the real
+# environment always wins (django-environ never overwrites os.environ).
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+# --- Core -------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", default=False)
+
+_DEV_SECRET_KEY = "django-insecure-dev-only-never-use-in-production-0123456789abcdef"  # noqa: S105 - DEBUG only; check --deploy rejects it
+SECRET_KEY = env_str("SECRET_KEY") or (_DEV_SECRET_KEY if DEBUG else None)
+if SECRET_KEY is None:
+    raise ConfigError("SECRET_KEY is required when DEBUG is off")
+
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+)
+if not ALLOWED_HOSTS:
+    raise ConfigError("ALLOWED_HOSTS is required when DEBUG is off (e.g. suporte.example.com)")
+
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "csp",
+    "django_prometheus",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_tasks",
+    "django_tasks_db",
+    "ispsupport",
+    "accounts",
+    "conversations",
+    "whatsapp",
+    "chatbot",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "ispsupport.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.gzip.GZipMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "ispsupport.urls"
+ASGI_APPLICATION = "ispsupport.asgi.application"
+WSGI_APPLICATION = "ispsupport.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "csp.context_processors.nonce",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+
+_db = env_database("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    # Django's psycopg pool is per process and needs CONN_MAX_AGE=0. The defaults
+    # (4 + 8 = 12 connections at most) keep four daphne processes and two workers
+    # at 72, under PostgreSQL's default max_connections=100 with room for admin.
+    DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", default=4, minimum=1)
+    DATABASE_MAX_OVERFLOW = env_int("DATABASE_MAX_OVERFLOW", default=8, minimum=0)
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        "pool": {
+            "min_size": DATABASE_POOL_SIZE,
+            "max_size": DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW,
+            "timeout": env_float("DATABASE_POOL_TIMEOUT", default=10.0, minimum=0.1),
+        },
+        "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", default=5, minimum=1),
+        "application_name": "ispsupport",
+    }
+else:
+    if _db["NAME"] != ":memory:":
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # Daphne and the task worker write to the same file: WAL lets readers go on
+    # while one writes, IMMEDIATE takes the write lock up front so a transaction
+    # never fails half-way with "database is locked", and timeout waits for it.
+    _db["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+DATABASES = {"default": _db}
+DATABASE_VENDOR = "postgresql" if _db["ENGINE"].endswith("postgresql") else "sqlite"
+
+# --- Redis: cache, channel layer, breaker state -----------------------------
+
+REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", default=1.0, minimum=0.05)
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "ispsupport",
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_TIMEOUT,
+            },
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "ispsupport:asgi"},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Background tasks (django-tasks API, django-tasks-db durable queue) ------
+
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default"],
+    }
+}
+
+# --- Auth, passwords ---------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- REST API ----------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "ispsupport.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
+        "rest_framework.renderers.BrowsableAPIRenderer"
+    )
+
+SIMPLE_JWT = {
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "AUDIENCE": env_str("JWT_AUDIENCE", "ispsupport"),
+    "ISSUER": env_str("JWT_ISSUER", "ispsupport"),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ISP Support API",
+    "VERSION": "v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- CORS --------------------------------------------------------------------
+
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+for _origin in CORS_ALLOWED_ORIGINS:
+    _parts = urlsplit(_origin)
+    if _origin == "*" or _parts.scheme not in ("http", "https") or not _parts.netloc:
+        raise ConfigError(
+            "CORS_ALLOWED_ORIGINS must list origins like https://erp.example.com "
+            f"(never '*'; got {_origin!r})"
+        )
+    if _parts.path not in ("", "/"):
+        raise ConfigError(f"CORS_ALLOWED_ORIGINS entries have no path (got {_origin!r})")
+CORS_ALLOWED_ORIGINS = [o.rstrip("/") for o in CORS_ALLOWED_ORIGINS]
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "X-Process-Time"]
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "x-csrftoken",
+    "x-request-id",
+)
+
+# --- Encryption at rest ------------------------------------------------------
+
+
+def _fernet_keys() -> list[str]:
+    keys = env_list("FERNET_KEYS")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            # Never echo the key itself.
+            raise ConfigError(
+                f"FERNET_KEYS entry {position} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes; see README.md, 'Encryption keys')"
+            ) from None
+    if keys:
+        return keys
+    # Without FERNET_KEYS a key is derived from SECRET_KEY so a demo works; set
+    # FERNET_KEYS in production, or rotating SECRET_KEY orphans encrypted data.
+    digest = hashlib.sha256(b"ispsupport-fernet:" + SECRET_KEY.encode()).digest()
+    return [base64.urlsafe_b64encode(digest).decode()]
+
+
+FERNET_KEYS = _fernet_keys()
+
+# --- Security ------------------------------------------------------------------
+
+_secure = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=_secure)
+# Load balancers and Prometheus usually probe over plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int(
+    "SECURE_HSTS_SECONDS", default=31_536_000 if _secure else 0, minimum=0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_secure)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=_secure)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=_secure)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=_secure)
+if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself and strips the client's.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+# The console's JavaScript reads the CSRF token from the page, never the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# --- Internationalisation ------------------------------------------------------
+
+LANGUAGE_CODE = env_choice("LANGUAGE_CODE", default="pt-br", choices=("pt-br", "en"))
+LANGUAGES = [("pt-br", "Português (Brasil)"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env_str("TIME_ZONE", "America/Sao_Paulo")
+try:
+    import zoneinfo
+
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ConfigError(f"TIME_ZONE is not a known time zone (got {TIME_ZONE!r})") from None
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media ------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or VAR_DIR / "static")
+# WhiteNoise warns on every start until collectstatic has made it.
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Operations ------------------------------------------------------------------
+
+HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", default=2.0, minimum=0.1)
+BREAKER_NAMESPACE = env_str("BREAKER_NAMESPACE", "ispsupport")
+
+LOG_FORMAT = env_choice(
+    "LOG_FORMAT", default="console" if DEBUG else "json", choices=("json", "console")
+)
+LOG_LEVEL = env_choice(
+    "LOG_LEVEL", default="info", choices=("debug", "info", "warning", "error")
+).upper()
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)

@@ -1,0 +1,35 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django_prometheus.exports import ExportToDjangoView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from ispsupport import api, views
+
+admin.site.site_header = "ISP Support"
+admin.site.site_title = "ISP Support"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("health", views.health, name="health"),
+    path("info", views.info, name="info"),
+    path("metrics", ExportToDjangoView, name="metrics"),
+    path("circuit-breakers", api.CircuitBreakerListView.as_view(), name="circuit-breakers"),
+    path(
+        "circuit-breakers/<str:name>/reset",
+        api.CircuitBreakerResetView.as_view(),
+        name="circuit-breaker-reset",
+    ),
+    path("api/v1/", api.ApiRootView.as_view(), name="api-root"),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("console/", include("conversations.urls")),
+    path("admin/", admin.site.urls),
+]
