@@ -9,6 +9,7 @@ it lacks (``DEBUG=maybe`` is an error here, not a silent False).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -97,7 +98,11 @@ def env_database(name: str, *, default: str) -> dict[str, Any]:
     """Parse a database URL; only PostgreSQL and SQLite are supported."""
     url = _raw(name) or default
     try:
-        config = environ.Env.db_url_config(url)
+        # django-environ warns about a URL without a known scheme by printing
+        # everything it parsed, the password included.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = environ.Env.db_url_config(url)
     except Exception:
         raise ConfigError(f"{name} is not a valid database URL") from None
     engine = config.get("ENGINE", "")

@@ -76,9 +76,13 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
+            # Django's default config gives "django" a plain console handler
+            # (active under DEBUG) and stops "django.server" propagating; either
+            # way a line would skip the renderer above.
+            "django": {"handlers": [], "propagate": True},
             # The request line comes from RequestContextMiddleware, with the
             # request id; Django's and daphne's own access lines would repeat it.
-            "django.server": {"level": "WARNING"},
+            "django.server": {"level": "WARNING", "propagate": True},
             "django.request": {"level": "ERROR"},
             "daphne": {"level": "WARNING"},
         },
