@@ -88,10 +88,10 @@ def env_list(name: str, *, default: Iterable[str] = ()) -> list[str]:
 
 def env_choice(name: str, *, default: str, choices: Iterable[str]) -> str:
     allowed = list(choices)
-    value = (_raw(name) or default).lower()
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
-    return value
+    raw = _raw(name) or default
+    if raw.lower() not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {raw!r})")
+    return raw.lower()
 
 
 def env_database(name: str, *, default: str) -> dict[str, Any]:

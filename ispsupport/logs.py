@@ -12,20 +12,41 @@ from typing import Any
 
 import structlog
 
-# Keys whose values must never reach a log line, whatever logs them.
+# Keys whose values must never reach a log line, whatever logs them. Matched as
+# whole words of the key (access_token, X-Hub-Signature-256) so that counts such
+# as prompt_tokens or words such as passage stay readable.
 _SECRET_KEY = re.compile(
-    r"pass(word)?|secret|token|authorization|api[_-]?key|cookie|signature|credential|fernet",
+    r"(?:^|[_\-\s])(?:pass|password|passwd|secret|token|authorization|cookie|set-cookie"
+    r"|signature|credentials?|api[_-]?key|apikey|fernet[_-]?keys?|csrftoken|sessionid)"
+    r"(?:$|[_\-\s\d])",
     re.IGNORECASE,
 )
 REDACTED = "[redacted]"
+
+
+def _redact(value: Any, depth: int = 0) -> Any:
+    if depth > 5:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _redact(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(v, depth + 1) for v in value)
+    return value
 
 
 def redact_secrets(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key in list(event):
-        if key != "event" and _SECRET_KEY.search(key):
+        if key == "event":
+            continue
+        if _SECRET_KEY.search(key):
             event[key] = REDACTED
+        else:
+            event[key] = _redact(event[key])
     return event
 
 

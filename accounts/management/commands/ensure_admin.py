@@ -39,14 +39,23 @@ class Command(BaseCommand):
             self.stdout.write("An admin user exists; log in with it.")
             return
         password = generate_password()
-        self._create("admin", password, email)
+        username = self._free_username("admin")
+        self._create(username, password, email)
         banner = "=" * 60
         self.stdout.write(
             self.style.SUCCESS(
                 f"{banner}\nDemo admin created. Save these, they are shown only once:\n"
-                f"  username: admin\n  password: {password}\n{banner}"
+                f"  username: {username}\n  password: {password}\n{banner}"
             )
         )
+
+    def _free_username(self, base: str) -> str:
+        # An agent may already be called "admin"; never take over their account.
+        candidate, n = base, 1
+        while User.objects.filter(username=candidate).exists():
+            n += 1
+            candidate = f"{base}{n}"
+        return candidate
 
     def _create(self, username: str, password: str, email: str) -> None:
         try:
