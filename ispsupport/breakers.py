@@ -108,6 +108,10 @@ def get_breaker(name: str) -> pybreaker.CircuitBreaker:
                     state_storage=_storage(spec),
                     name=spec.name,
                     listeners=[_LogListener()],
+                    # The failure that trips the breaker really happened: its
+                    # caller gets that error, so CircuitBreakerError always
+                    # means "not attempted" (the cache counts it as skipped).
+                    throw_new_error_on_trip=False,
                 )
                 _breakers[name] = breaker
     return breaker

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -20,7 +21,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-_URL_CREDENTIALS = re.compile(r"://[^@/\s]+@")
+# Greedy up to the last "@" before the host, so a password holding "@" is hidden too.
+_URL_CREDENTIALS = re.compile(r"://[^/\s]*@")
 
 
 def _database() -> dict[str, Any]:
@@ -100,14 +102,28 @@ def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# A check still hung from an earlier probe is not started again: frequent probes
+# against a dead service would otherwise pile up one blocked thread each.
+_in_flight: dict[str, Future[dict[str, Any]]] = {}
+_in_flight_lock = threading.Lock()
+
+
 def run_checks(timeout: float) -> dict[str, dict[str, Any]]:
     """Run every check concurrently; each gets at most ``timeout`` seconds."""
     executor = ThreadPoolExecutor(max_workers=len(CHECKS), thread_name_prefix="health")
-    futures: dict[str, Future[dict[str, Any]]] = {
-        name: executor.submit(_timed, check) for name, check in CHECKS.items()
-    }
-    deadline = time.monotonic() + timeout
+    futures: dict[str, Future[dict[str, Any]]] = {}
     results: dict[str, dict[str, Any]] = {}
+    with _in_flight_lock:
+        for name, check in CHECKS.items():
+            previous = _in_flight.get(name)
+            if previous is not None and not previous.done():
+                results[name] = {
+                    "status": "failing",
+                    "error": "the previous check has not answered yet",
+                }
+                continue
+            futures[name] = _in_flight[name] = executor.submit(_timed, check)
+    deadline = time.monotonic() + timeout
     for name, future in futures.items():
         try:
             results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -117,4 +133,4 @@ def run_checks(timeout: float) -> dict[str, dict[str, Any]]:
             results[name] = {"status": "failing", "error": _describe(exc)}
     # A hung check keeps its thread until its own socket timeout; never wait for it.
     executor.shutdown(wait=False, cancel_futures=True)
-    return results
+    return {name: results[name] for name in CHECKS}

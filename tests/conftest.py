@@ -8,25 +8,19 @@ must mean the services were really used.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from urllib.error import URLError
-from urllib.request import urlopen
 
 import pytest
 from django.conf import settings
 from django.test import Client
-from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from ispsupport import breakers
-
-ROOT = Path(__file__).resolve().parent.parent
+from ispsupport import breakers, health
+from tests.support import ROOT, server_env
 
 
 def _service_missing(item: pytest.Item) -> str | None:
@@ -67,6 +61,16 @@ def _fresh_breakers() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_health_check_left_running() -> Iterator[None]:
+    """A check left hanging by one test must not answer for the next one."""
+    yield
+    for future in list(health._in_flight.values()):
+        with contextlib.suppress(Exception):
+            future.result(timeout=5)
+    health._in_flight.clear()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     from django.core.cache import cache
 
@@ -100,45 +104,6 @@ def admin_client(admin: User) -> Client:
     client = Client()
     client.force_login(admin)
     return client
-
-
-def bearer(user: User) -> dict[str, str]:
-    """Headers for an API call with a JWT access token for ``user``."""
-    return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_http(
-    url: str, *, timeout: float = 30.0, process: subprocess.Popen | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            out = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"server exited with {process.returncode}:\n{out}")
-        try:
-            with urlopen(url, timeout=2):  # noqa: S310 - loopback only
-                return
-        except URLError as exc:
-            # An HTTP error status means the server is up and answering.
-            if getattr(exc, "code", None):
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
-
-
-def server_env(**overrides: str) -> dict[str, str]:
-    """The environment for a child process: this one's, minus what tests set."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(overrides)
-    return env
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def test_index_names_the_product_and_links_everywhere(client: Client) -> None:
         "links": {
             "console": "/console/",
             "api": "/api/v1/",
-            "docs": "/api/docs/",
+            "docs": "/api/v1/docs/",
             "schema": "/api/v1/schema/",
             "admin": "/admin/",
             "health": "/health",

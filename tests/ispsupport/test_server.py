@@ -17,7 +17,7 @@ from urllib.request import urlopen
 
 import pytest
 
-from tests.conftest import ROOT, free_port, server_env, wait_for_http
+from tests.support import ROOT, free_port, server_env, wait_for_http
 
 pytestmark = pytest.mark.server
 
