@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt install clean
+.PHONY: run test lint fmt install clean messages
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ISP Support needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
@@ -32,6 +32,11 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
+
+## Refresh locale/pt_BR from the code and compile it (needs GNU gettext: apt-get install gettext).
+messages: $(STAMP)
+	@DEBUG=true $(BIN)/python manage.py makemessages -l pt_BR --ignore '.venv/*' --ignore 'tests/*' --ignore 'var/*'
+	@DEBUG=true $(BIN)/python manage.py compilemessages -l pt_BR
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

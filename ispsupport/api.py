@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -49,6 +50,10 @@ class ApiRootView(APIView):
                 "docs": reverse("api-docs", request=request),
                 "schema": reverse("api-schema", request=request),
                 "circuit_breakers": reverse("circuit-breakers", request=request),
+                "login": reverse("auth-login", request=request),
+                "me": reverse("auth-me", request=request),
+                "users": reverse("user-list", request=request),
+                "teams": reverse("team-list", request=request),
             }
         )
 
@@ -88,4 +93,4 @@ class CircuitBreakerResetView(APIView):
         try:
             return Response(reset_breaker(name), status=status.HTTP_200_OK)
         except UnknownBreakerError:
-            raise Http404(f"No circuit breaker named {name!r}.") from None
+            raise Http404(_("No circuit breaker named %(name)r.") % {"name": name}) from None

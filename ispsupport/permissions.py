@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -13,7 +14,7 @@ def is_admin(user: object) -> bool:
 
 
 class IsAdminRole(BasePermission):
-    message = "Only administrators may do this."
+    message = _("Only administrators may do this.")
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return is_admin(request.user)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -66,6 +67,8 @@ INSTALLED_APPS = [
     "django_prometheus",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -181,6 +184,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Without Redis, rate-limit counts are per process: right for the one
+    # process of `make run`; several processes need REDIS_URL (README).
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- Background tasks (django-tasks API, django-tasks-db durable queue) ------
 
@@ -193,12 +199,39 @@ TASKS = {
 
 # --- Auth, passwords ---------------------------------------------------------
 
+# bcrypt first (Django's BCryptSHA256 hasher, 12 rounds); hashes made by the
+# others still verify and are upgraded to bcrypt at the next login.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+PASSWORD_MIN_LENGTH = 10
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": PASSWORD_MIN_LENGTH},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "accounts.validators.StrengthValidator"},
 ]
+
+# --- Rate limits (django-ratelimit, counted in the shared cache) --------------
+
+LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "5/m")
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/m")
+for _name, _rate in (("LOGIN_RATE_LIMIT", LOGIN_RATE_LIMIT), ("API_RATE_LIMIT", API_RATE_LIMIT)):
+    _count, _, _period = _rate.partition("/")
+    if not _count.isdigit() or _period not in ("s", "m", "h", "d"):
+        raise ConfigError(f"{_name} must look like 5/m (count per s, m, h or d; got {_rate!r})")
+# How many proxies in front of daphne append to X-Forwarded-For. 0: the socket
+# address is the client. Never more than really exist, or clients can forge it.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", default=0, minimum=0)
+RATELIMIT_IP_META_KEY = "accounts.ratelimit.client_ip_key"
+RATELIMIT_HASH_ALGORITHM = "hashlib.sha256"
 
 # --- REST API ----------------------------------------------------------------
 
@@ -208,6 +241,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.ratelimit.ApiRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ispsupport.api.exception_handler",
@@ -224,6 +265,20 @@ SIMPLE_JWT = {
     "AUDIENCE": env_str("JWT_AUDIENCE", "ispsupport"),
     "ISSUER": env_str("JWT_ISSUER", "ispsupport"),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    "ACCESS_TOKEN_LIFETIME": timedelta(
+        minutes=env_int("ACCESS_TOKEN_EXPIRE_MINUTES", default=15, minimum=1)
+    ),
+    "REFRESH_TOKEN_LIFETIME": timedelta(
+        minutes=env_int("REFRESH_TOKEN_EXPIRE_MINUTES", default=24 * 60, minimum=1)
+    ),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    # Access tokens carry a digest of the password hash: a password change
+    # revokes them at once instead of at expiry.
+    "CHECK_REVOKE_TOKEN": True,
+    "CHECK_USER_IS_ACTIVE": True,
+    "TOKEN_REFRESH_SERIALIZER": "accounts.auth.RefreshSerializer",
 }
 
 SPECTACULAR_SETTINGS = {

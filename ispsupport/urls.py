@@ -4,6 +4,7 @@ from django.urls import include, path
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts.views import ConsoleLoginView
 from ispsupport import api, views
 
 admin.site.site_header = "ISP Support"
@@ -21,15 +22,12 @@ urlpatterns = [
         name="circuit-breaker-reset",
     ),
     path("api/v1/", api.ApiRootView.as_view(), name="api-root"),
+    path("api/v1/", include("accounts.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"
     ),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", ConsoleLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("console/", include("conversations.urls")),

@@ -128,9 +128,11 @@ def test_a_weak_password_is_refused_and_nobody_is_created(
 
     assert str(error.value) == (
         "DJANGO_SUPERUSER_PASSWORD is too weak: "
-        "Esta senha é muito curta. Ela precisa conter pelo menos 8 caracteres. "
+        "Esta senha é muito curta. Ela precisa conter pelo menos 10 caracteres. "
         "Esta senha é muito comum. "
-        "Esta senha é inteiramente numérica."
+        "Esta senha é inteiramente numérica. "
+        "Esta senha deve combinar pelo menos três destes: letras minúsculas, letras maiúsculas, "
+        "números e símbolos."
     )
     assert not User.objects.exists()
 

@@ -134,7 +134,7 @@ def test_an_agent_may_not_reset(client: Client, agent: User) -> None:
 
     assert response.status_code == 403
     assert response.json() == {
-        "detail": "Only administrators may do this.",
+        "detail": "Somente administradores podem fazer isso.",
         "code": "permission_denied",
     }
     assert _listed(client, "whatsapp")["state"] == "open"
@@ -177,9 +177,16 @@ def test_an_admin_session_needs_the_csrf_token(admin: User) -> None:
 
 def test_resetting_an_unknown_breaker_is_not_found(client: Client, admin: User) -> None:
     response = client.post("/circuit-breakers/nope/reset", headers=bearer(admin))
+    english = client.post(
+        "/circuit-breakers/nope/reset", headers={**bearer(admin), "Accept-Language": "en"}
+    )
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "No circuit breaker named 'nope'.", "code": "not_found"}
+    assert response.json() == {
+        "detail": "Não existe circuit breaker chamado 'nope'.",
+        "code": "not_found",
+    }
+    assert english.json() == {"detail": "No circuit breaker named 'nope'.", "code": "not_found"}
 
 
 def test_reset_only_accepts_post(client: Client, admin: User) -> None:
