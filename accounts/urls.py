@@ -1,4 +1,4 @@
-from django.urls import include, path, re_path
+from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from accounts import api, auth
@@ -9,9 +9,9 @@ router.register("users", api.UserViewSet, basename="user")
 router.register("teams", api.TeamViewSet, basename="team")
 
 urlpatterns = [
-    re_path(r"^auth/login/?$", auth.LoginView.as_view(), name="auth-login"),
-    re_path(r"^auth/refresh/?$", auth.RefreshView.as_view(), name="auth-refresh"),
-    re_path(r"^auth/logout/?$", auth.LogoutView.as_view(), name="auth-logout"),
-    re_path(r"^auth/me/?$", auth.MeView.as_view(), name="auth-me"),
+    path("auth/login", auth.LoginView.as_view(), name="auth-login"),
+    path("auth/refresh", auth.RefreshView.as_view(), name="auth-refresh"),
+    path("auth/logout", auth.LogoutView.as_view(), name="auth-logout"),
+    path("auth/me", auth.MeView.as_view(), name="auth-me"),
     path("", include(router.urls)),
 ]
