@@ -144,7 +144,8 @@ class UserViewSet(
         actor: User = request.user  # type: ignore[assignment]
         if not actor.is_admin:
             extra = set(data.validated_data) - SUPERVISOR_FIELDS
-            if extra or user.role != User.Role.AGENT:
+            # is_supervisor, not the role: a superuser keeps the default role, agent.
+            if extra or user.is_supervisor:
                 raise PermissionDenied(
                     _("Supervisors may only change the availability and teams of agents.")
                 )

@@ -13,6 +13,18 @@ def user_list() -> QuerySet[User]:
 
 
 def team_list() -> QuerySet[Team]:
-    return Team.objects.annotate(member_count=Count("members", distinct=True)).prefetch_related(
-        Prefetch("members", queryset=User.objects.only("id", "username", "name", "role"))
+    # Meta.ordering does not apply to a GROUP BY query: order explicitly, or
+    # pages may repeat or skip teams.
+    return (
+        Team.objects.annotate(member_count=Count("members", distinct=True))
+        .prefetch_related(
+            Prefetch(
+                "members",
+                # display_name falls back to first and last name: load them too.
+                queryset=User.objects.only(
+                    "id", "username", "name", "first_name", "last_name", "role"
+                ),
+            )
+        )
+        .order_by("name")
     )
