@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
@@ -17,11 +18,21 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ispsupport.breakers import UnknownBreakerError, all_breaker_statuses, reset_breaker
+from ispsupport.errors import ServiceError
 from ispsupport.permissions import IsAdminRole
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with every error body carrying ``detail`` and a ``code``."""
+    if isinstance(exc, ServiceError):
+        return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
+    if isinstance(exc, DjangoValidationError):
+        # A service's input check: field errors when it names fields.
+        if hasattr(exc, "error_dict"):
+            exc = serializers.ValidationError(exc.message_dict)
+        else:
+            code = getattr(exc, "code", None) or "invalid"
+            return Response({"detail": " ".join(exc.messages), "code": code}, status=400)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -393,6 +393,12 @@ except (zoneinfo.ZoneInfoNotFoundError, ValueError):
 USE_I18N = True
 USE_TZ = True
 
+# --- Conversations ---------------------------------------------------------------
+
+# A customer who writes within this time after a conversation was resolved
+# reopens it (same protocol); later, a new conversation starts.
+CONVERSATION_REOPEN_MINUTES = env_int("CONVERSATION_REOPEN_MINUTES", default=120, minimum=0)
+
 # --- Static and media ------------------------------------------------------------
 
 STATIC_URL = "/static/"

@@ -1,0 +1,105 @@
+"""Conversation metrics (the seed's names).
+
+``conversations_by_state`` and ``message_queue_size`` are computed when
+Prometheus scrapes, by one aggregate query each, cached for a few seconds so a
+burst of scrapes (several Prometheus replicas) does not become a burst of
+queries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import structlog
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ispsupport.cache import get_or_fetch
+
+logger = structlog.get_logger(__name__)
+
+CONVERSATIONS_CREATED = Counter(
+    "conversations_created_total", "Conversations started by customers."
+)
+CONVERSATION_DURATION = Histogram(
+    "conversation_duration_seconds",
+    "From a conversation's start to its resolution, observed when it is resolved.",
+    buckets=(60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 24 * 3600, 3 * 24 * 3600),
+)
+MESSAGES_SENT = Counter(
+    "messages_sent_total",
+    "Outbound messages the channel accepted, by sender (agent, bot, system).",
+    ["sender"],
+)
+MESSAGE_PROCESSING = Histogram(
+    "message_processing_seconds",
+    "Time to store an inbound message (contact, conversation, message) and commit.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+SCRAPE_CACHE_SECONDS = 10
+
+
+def _state_counts() -> dict[str, int]:
+    from django.db.models import Count
+
+    from conversations.models import Conversation
+
+    rows = Conversation.objects.order_by().values_list("state").annotate(n=Count("id"))
+    return {state: n for state, n in rows}
+
+
+def _queue_size() -> int:
+    from django_tasks_db.models import DBTaskResult
+
+    from conversations.models import Message
+
+    pending = Message.objects.filter(status=Message.Status.PENDING).count()
+    queued = DBTaskResult.objects.filter(status="READY").count()
+    return pending + queued
+
+
+class ConversationCollector(Collector):
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Without describe() the registry calls collect() at registration,
+        # which would query the database while the apps are still loading.
+        yield GaugeMetricFamily("conversations_by_state", "", labels=["state"])
+        yield GaugeMetricFamily("message_queue_size", "")
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from conversations.models import Conversation
+
+        try:
+            counts = get_or_fetch(
+                "metrics:conversations_by_state", _state_counts, ttl=SCRAPE_CACHE_SECONDS
+            )
+            queue = get_or_fetch(
+                "metrics:message_queue_size", _queue_size, ttl=SCRAPE_CACHE_SECONDS
+            )
+        except Exception as exc:
+            # A scrape while the database is down reports the rest, not a 500.
+            logger.warning("metrics_query_failed", error=type(exc).__name__)
+            return
+        by_state = GaugeMetricFamily(
+            "conversations_by_state", "Conversations in each state.", labels=["state"]
+        )
+        for state in Conversation.State.values:
+            by_state.add_metric([state], counts.get(state, 0))
+        yield by_state
+        yield GaugeMetricFamily(
+            "message_queue_size",
+            "Outbound messages waiting to be sent plus background tasks waiting to run.",
+            value=queue,
+        )
+
+
+_collector = ConversationCollector()
+
+
+def register() -> None:
+    """Called once from the app's ready(); safe to call again."""
+    # ValueError: already registered (autoreload, tests).
+    with contextlib.suppress(ValueError):
+        REGISTRY.register(_collector)

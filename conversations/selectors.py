@@ -1,0 +1,130 @@
+"""Reads: who may see which conversation, and the inbox list in a constant
+number of queries whatever the page size."""
+
+from __future__ import annotations
+
+import re
+
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.http import Http404
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from conversations.models import CannedReply, Contact, Conversation, Message, Tag
+
+_DIGITS = re.compile(r"\D")
+
+
+def conversations_visible_to(user: User) -> QuerySet[Conversation]:
+    """The one rule of visibility: admins see everything; everyone else sees
+    their teams' conversations and the ones assigned to them."""
+    conversations = Conversation.objects.all()
+    if user.is_admin:
+        return conversations
+    return conversations.filter(Q(team__in=user.teams.all()) | Q(assignee=user))
+
+
+def conversation_get_for(user: User, pk: int | str) -> Conversation:
+    """A conversation this user may see; 404 otherwise, so its existence is not revealed."""
+    try:
+        return (
+            conversations_visible_to(user)
+            .select_related("contact", "team", "assignee", "inbox")
+            .get(pk=int(pk))
+        )
+    except (Conversation.DoesNotExist, ValueError, TypeError):
+        raise Http404(_("No such conversation.")) from None
+
+
+def contacts_visible_to(user: User) -> QuerySet[Contact]:
+    """Contacts of conversations the user may see (admins: every contact)."""
+    if user.is_admin:
+        return Contact.objects.all()
+    return Contact.objects.filter(
+        Exists(conversations_visible_to(user).filter(contact=OuterRef("pk")))
+    )
+
+
+def contact_get_for(user: User, pk: int | str) -> Contact:
+    try:
+        return contacts_visible_to(user).get(pk=int(pk))
+    except (Contact.DoesNotExist, ValueError, TypeError):
+        raise Http404(_("No such contact.")) from None
+
+
+def contact_search(queryset: QuerySet[Contact], q: str) -> QuerySet[Contact]:
+    q = q.strip()
+    if not q:
+        return queryset
+    match = Q(name__icontains=q) | Q(profile_name__icontains=q) | Q(customer_code__iexact=q)
+    match |= Q(username__icontains=q.lstrip("@"))
+    digits = _DIGITS.sub("", q)
+    if len(digits) >= 4:
+        match |= Q(phone__contains=digits)
+    return queryset.filter(match)
+
+
+def inbox_list(
+    *,
+    user: User,
+    state: str | list[str] | None = None,
+    team: int | None = None,
+    assignee: str | None = None,
+    tag: str | None = None,
+    q: str = "",
+) -> QuerySet[Conversation]:
+    """The inbox: conversations the user may see, filtered, each with its
+    contact, team, assignee, tags and last message, in a fixed number of
+    queries (one for the page, one for the tags) for any page size.
+
+    ``assignee``: "me", "none", "any" (default) or a user id.
+    """
+    last = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id")
+    rows = (
+        conversations_visible_to(user)
+        .select_related("contact", "team", "assignee", "inbox")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.only("id", "name", "color")))
+        .annotate(
+            last_message_text=Subquery(last.values("text")[:1]),
+            last_message_kind=Subquery(last.values("kind")[:1]),
+            last_message_direction=Subquery(last.values("direction")[:1]),
+        )
+    )
+    if state:
+        rows = rows.filter(state__in=[state] if isinstance(state, str) else state)
+    if team:
+        rows = rows.filter(team_id=team)
+    if assignee == "me":
+        rows = rows.filter(assignee=user)
+    elif assignee == "none":
+        rows = rows.filter(assignee__isnull=True)
+    elif assignee and assignee != "any":
+        rows = rows.filter(assignee_id=int(assignee))
+    if tag:
+        rows = rows.filter(tags__name=tag)
+    q = q.strip()
+    if q:
+        match = Q(protocol__icontains=q) | Q(contact__name__icontains=q)
+        match |= Q(contact__profile_name__icontains=q)
+        digits = _DIGITS.sub("", q)
+        if len(digits) >= 4:
+            match |= Q(contact__phone__contains=digits)
+        match |= Exists(Message.objects.filter(conversation=OuterRef("pk"), text__icontains=q))
+        rows = rows.filter(match)
+    return rows
+
+
+def messages_of(conversation: Conversation) -> QuerySet[Message]:
+    return (
+        Message.objects.filter(conversation=conversation)
+        .select_related("sender_user")
+        .order_by("created_at", "id")
+    )
+
+
+def canned_replies_for(user: User) -> QuerySet[CannedReply]:
+    """Shared replies plus those of the user's teams (admins: all)."""
+    replies = CannedReply.objects.select_related("team")
+    if user.is_admin:
+        return replies
+    return replies.filter(Q(team__isnull=True) | Q(team__in=user.teams.all()))
