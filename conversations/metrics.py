@@ -12,11 +12,12 @@ import contextlib
 from collections.abc import Iterator
 
 import structlog
+from django.db import transaction
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ispsupport.cache import get_or_fetch
+from ispsupport.cache import get_or_fetch, invalidate
 
 logger = structlog.get_logger(__name__)
 
@@ -40,6 +41,12 @@ MESSAGE_PROCESSING = Histogram(
 )
 
 SCRAPE_CACHE_SECONDS = 10
+STATE_COUNTS_KEY = "metrics:conversations_by_state"
+
+
+def state_counts_changed() -> None:
+    """A conversation changed state: the next scrape recounts (after the commit)."""
+    transaction.on_commit(lambda: invalidate(STATE_COUNTS_KEY))
 
 
 def _state_counts() -> dict[str, int]:
@@ -72,9 +79,7 @@ class ConversationCollector(Collector):
         from conversations.models import Conversation
 
         try:
-            counts = get_or_fetch(
-                "metrics:conversations_by_state", _state_counts, ttl=SCRAPE_CACHE_SECONDS
-            )
+            counts = get_or_fetch(STATE_COUNTS_KEY, _state_counts, ttl=SCRAPE_CACHE_SECONDS)
             queue = get_or_fetch(
                 "metrics:message_queue_size", _queue_size, ttl=SCRAPE_CACHE_SECONDS
             )

@@ -79,7 +79,13 @@ def inbox_list(
 
     ``assignee``: "me", "none", "any" (default) or a user id.
     """
-    last = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id")
+    # Automatic system messages (the protocol greeting) are not what the
+    # conversation is about: the preview and the waiting time skip them.
+    last = (
+        Message.objects.filter(conversation=OuterRef("pk"))
+        .exclude(sender_type=Message.SenderType.SYSTEM)
+        .order_by("-created_at", "-id")
+    )
     rows = (
         conversations_visible_to(user)
         .select_related("contact", "team", "assignee", "inbox")

@@ -22,7 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q
 from django.db.models.functions import Greatest
 from django.dispatch import receiver
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import Team, User
@@ -53,7 +53,10 @@ TRANSITIONS: dict[str, set[str]] = {
     State.QUEUED: {State.QUEUED, State.OPEN, State.RESOLVED},
     State.OPEN: {State.QUEUED, State.OPEN, State.PENDING, State.RESOLVED},
     State.PENDING: {State.QUEUED, State.OPEN, State.RESOLVED},
-    State.RESOLVED: {State.QUEUED, State.OPEN},
+    # Only _reopen leaves "resolved": it clears resolved_at/by, and its callers
+    # make sure the customer has no other active conversation. Assigning,
+    # transferring or handing off a resolved one would skip both.
+    State.RESOLVED: set(),
 }
 
 # Kinds WhatsApp lets a business send outside the 24-hour customer-service window.
@@ -87,6 +90,12 @@ def _transition(conversation: Conversation, to: str, *, action: str) -> None:
             code="invalid_transition",
         )
     conversation.state = to
+
+
+def _changed(conversation: Conversation, *, previous_assignee_id: int | None = None) -> None:
+    """After the commit: tell the consoles, and recount the states for /metrics."""
+    events.conversation_changed(conversation, previous_assignee_id=previous_assignee_id)
+    metrics.state_counts_changed()
 
 
 def _save(conversation: Conversation, *fields: str) -> None:
@@ -323,14 +332,16 @@ def _new_conversation(*, contact: Contact, inbox: Inbox, now: datetime) -> Conve
     if not bot:
         fields += _enqueue_in_team(conversation, inbox.default_team, now)
     conversation.save(update_fields=fields)
-    metrics.CONVERSATIONS_CREATED.inc()
+    transaction.on_commit(metrics.CONVERSATIONS_CREATED.inc)
     logger.info(
         "conversation_created", conversation_id=conversation.pk, protocol=conversation.protocol
     )
     return conversation
 
 
-def _active_conversation(*, contact: Contact, inbox: Inbox, now: datetime) -> Conversation:
+def _active_conversation(
+    *, contact: Contact, inbox: Inbox, now: datetime
+) -> tuple[Conversation, bool]:
     """The contact's unresolved conversation in this inbox; a recently resolved
     one reopens, otherwise a new one starts."""
     for _attempt in range(3):
@@ -341,7 +352,7 @@ def _active_conversation(*, contact: Contact, inbox: Inbox, now: datetime) -> Co
             .first()
         )
         if active is not None:
-            return active
+            return active, False
         window = timedelta(minutes=settings.CONVERSATION_REOPEN_MINUTES)
         last = (
             Conversation.objects.select_for_update()
@@ -355,8 +366,8 @@ def _active_conversation(*, contact: Contact, inbox: Inbox, now: datetime) -> Co
             with transaction.atomic():
                 if last is not None:
                     _reopen(last, actor=None, now=now)
-                    return last
-                return _new_conversation(contact=contact, inbox=inbox, now=now)
+                    return last, False
+                return _new_conversation(contact=contact, inbox=inbox, now=now), True
         except IntegrityError:
             continue  # a concurrent message of this contact opened one: use it
     raise ServiceError(_("Could not open the conversation; try again."), code="conversation_race")
@@ -387,7 +398,7 @@ def message_receive(
     if external_id and (existing := Message.objects.filter(external_id=external_id).first()):
         return Received(existing, created=False)
     contact = contact_resolve(bsuid=bsuid, wa_id=wa_id, name=profile_name, username=username)
-    conversation = _active_conversation(contact=contact, inbox=inbox, now=now)
+    conversation, is_new = _active_conversation(contact=contact, inbox=inbox, now=now)
     reply_to = (
         Message.objects.filter(external_id=reply_to_external_id, conversation__contact=contact)
         .only("id")
@@ -434,9 +445,22 @@ def message_receive(
     if conversation.state == State.BOT:
         channels.enqueue_bot(message.pk)
     events.message_changed(message)
-    events.conversation_changed(conversation)
+    _changed(conversation)
+    if is_new and conversation.state != State.BOT and settings.CONVERSATION_GREETING:
+        _greet(conversation)
     metrics.MESSAGE_PROCESSING.observe(time.perf_counter() - started)
     return Received(message, created=True)
+
+
+def _greet(conversation: Conversation) -> None:
+    """Give the customer their protocol number at the start, as Brazilian
+    telecom rules expect. The bot greets by itself when it is installed."""
+    with translation.override(settings.LANGUAGE_CODE):
+        text = _(
+            "Hello! We have received your message. Your service protocol number is "
+            "%(protocol)s. Someone from our team will answer you shortly."
+        ) % {"protocol": conversation.protocol}
+    message_send(conversation=conversation, text=text, sender_type=Message.SenderType.SYSTEM)
 
 
 # --- Outbound ---------------------------------------------------------------------
@@ -525,7 +549,7 @@ def message_send(
     _save(conversation, *fields)
     channels.enqueue_delivery(conversation.inbox.channel, message.pk)
     events.message_changed(message)
-    events.conversation_changed(conversation)
+    _changed(conversation)
     return Received(message, created=True)
 
 
@@ -553,7 +577,10 @@ PLACEHOLDERS = sorted(
 
 
 def _check_placeholders(text: str) -> None:
-    unknown = sorted({m.group(1) for m in PLACEHOLDER.finditer(text)} - set(PLACEHOLDERS))
+    # Any {{...}}, not only the dotted lower-case shape PLACEHOLDER fills: a
+    # {{nome}} or {{Contact.Name}} would otherwise reach the customer as typed.
+    found = {m.group(1) for m in re.finditer(r"\{\{\s*(.*?)\s*\}\}", text)}
+    unknown = sorted(found - set(PLACEHOLDERS))
     if unknown:
         raise ValidationError(
             {
@@ -583,7 +610,11 @@ def canned_reply_create(
 
 @transaction.atomic
 def canned_reply_update(*, reply: CannedReply, actor: User, **changes: Any) -> CannedReply:
-    _check_may_manage_canned(team=changes.get("team", reply.team), actor=actor)
+    # Both the reply's team and the one it moves to: a supervisor must not
+    # take over a shared reply by moving it into their team.
+    _check_may_manage_canned(team=reply.team, actor=actor)
+    if "team" in changes:
+        _check_may_manage_canned(team=changes["team"], actor=actor)
     if "text" in changes:
         _check_placeholders(changes["text"])
     for field in ("shortcut", "title", "text", "team"):
@@ -597,6 +628,13 @@ def canned_reply_update(*, reply: CannedReply, actor: User, **changes: Any) -> C
         raise ValidationError({"shortcut": [_("This shortcut is already in use.")]})
     reply.save()
     return reply
+
+
+@transaction.atomic
+def canned_reply_delete(*, reply: CannedReply, actor: User) -> None:
+    _check_may_manage_canned(team=reply.team, actor=actor)
+    logger.info("canned_reply_deleted", reply_id=reply.pk, actor=actor.pk)
+    reply.delete()
 
 
 def _check_may_manage_canned(*, team: Team | None, actor: User) -> None:
@@ -663,7 +701,7 @@ def message_apply_status(
             fields.append(field)
     current.save(update_fields=fields)
     if before == Message.Status.PENDING and status != Message.Status.FAILED:
-        metrics.MESSAGES_SENT.labels(current.sender_type).inc()
+        transaction.on_commit(metrics.MESSAGES_SENT.labels(current.sender_type).inc)
     events.message_changed(current)
     return True
 
@@ -677,6 +715,14 @@ def conversation_handoff(
 ) -> Conversation:
     """The bot hands the customer to people: into the team's queue."""
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if conversation.state != State.BOT:
+        # An agent may have answered (or resolved) while the bot was thinking:
+        # handing off now would take the conversation away from them.
+        raise ServiceError(
+            _("A conversation that is %(state)s cannot be %(action)s.")
+            % {"state": _state_label(conversation.state), "action": _("handed off")},
+            code="invalid_transition",
+        )
     _transition(conversation, State.QUEUED, action=_("handed off"))
     fields = _enqueue_in_team(conversation, team or conversation.team, timezone.now())
     _save(conversation, *fields)
@@ -686,7 +732,7 @@ def conversation_handoff(
         team=conversation.team_id,
         reason=reason,
     )
-    events.conversation_changed(conversation)
+    _changed(conversation)
     return conversation
 
 
@@ -729,7 +775,7 @@ def conversation_assign(*, conversation: Conversation, agent: User, actor: User)
     logger.info(
         "conversation_assigned", conversation_id=conversation.pk, agent=agent.pk, actor=actor.pk
     )
-    events.conversation_changed(conversation, previous_assignee_id=previous)
+    _changed(conversation, previous_assignee_id=previous)
     return conversation
 
 
@@ -762,7 +808,7 @@ def conversation_take_next(*, agent: User) -> Conversation | None:
                 continue
             candidate.refresh_from_db()
             logger.info("conversation_taken", conversation_id=candidate.pk, agent=agent.pk)
-            events.conversation_changed(candidate)
+            _changed(candidate)
             return candidate
     return None
 
@@ -807,7 +853,7 @@ def conversation_transfer(
         agent=conversation.assignee_id,
         actor=actor.pk,
     )
-    events.conversation_changed(conversation, previous_assignee_id=previous)
+    _changed(conversation, previous_assignee_id=previous)
     return conversation
 
 
@@ -822,7 +868,7 @@ def conversation_set_pending(*, conversation: Conversation, actor: User) -> Conv
         )
     _transition(conversation, State.PENDING, action=_("set to wait"))
     _save(conversation, "state")
-    events.conversation_changed(conversation)
+    _changed(conversation)
     return conversation
 
 
@@ -837,27 +883,30 @@ def conversation_resolve(*, conversation: Conversation, actor: User | None) -> C
     conversation.resolved_by = actor
     conversation.unread_count = 0
     _save(conversation, "state", "resolved_at", "resolved_by", "unread_count")
-    metrics.CONVERSATION_DURATION.observe((now - conversation.created_at).total_seconds())
+    duration = (now - conversation.created_at).total_seconds()
+    transaction.on_commit(lambda: metrics.CONVERSATION_DURATION.observe(duration))
     logger.info("conversation_resolved", conversation_id=conversation.pk, actor=actor and actor.pk)
-    events.conversation_changed(conversation)
+    _changed(conversation)
     return conversation
 
 
 def _reopen(conversation: Conversation, *, actor: User | None, now: datetime) -> None:
     """Back to the last agent if they are still active, else to the team's queue."""
+    if conversation.state != State.RESOLVED:
+        raise ServiceError(_("This conversation is not resolved."), code="invalid_transition")
     assignee = actor if actor is not None else conversation.assignee
     if assignee is not None and assignee.is_active:
-        _transition(conversation, State.OPEN, action=_("reopened"))
+        conversation.state = State.OPEN
         conversation.assignee = assignee
         fields = ["state", "assignee"]
     else:
-        _transition(conversation, State.QUEUED, action=_("reopened"))
+        conversation.state = State.QUEUED
         fields = _enqueue_in_team(conversation, conversation.team, now)
     conversation.resolved_at = None
     conversation.resolved_by = None
     conversation.save(update_fields=[*fields, "resolved_at", "resolved_by", "updated_at"])
     logger.info("conversation_reopened", conversation_id=conversation.pk)
-    events.conversation_changed(conversation)
+    _changed(conversation)
 
 
 @transaction.atomic
@@ -887,7 +936,7 @@ def conversation_mark_read(*, conversation: Conversation, actor: User) -> Conver
     if conversation.assignee_id == actor.pk and conversation.unread_count:
         Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
         conversation.unread_count = 0
-        events.conversation_changed(conversation)
+        _changed(conversation)
     return conversation
 
 
@@ -898,7 +947,7 @@ def conversation_set_priority(
     _check_may_write(conversation, actor)
     conversation.priority = Conversation.Priority(priority)
     _save(conversation, "priority")
-    events.conversation_changed(conversation)
+    _changed(conversation)
     return conversation
 
 
@@ -920,7 +969,7 @@ def conversations_release(*, agent: User) -> int:
             _transition(locked, State.QUEUED, action=_("released"))
             fields = _enqueue_in_team(locked, locked.team, timezone.now())
             _save(locked, *fields)
-            events.conversation_changed(locked, previous_assignee_id=agent.pk)
+            _changed(locked, previous_assignee_id=agent.pk)
             released += 1
     logger.info("conversations_released", agent=agent.pk, count=released)
     return released
@@ -966,5 +1015,5 @@ def conversation_set_tags(
     tags = _tags_for(names, actor=actor)
     conversation.tags.set(tags)
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    events.conversation_changed(conversation)
+    _changed(conversation)
     return sorted(tags, key=lambda tag: tag.name)

@@ -65,6 +65,9 @@ class ApiRootView(APIView):
                 "me": reverse("auth-me", request=request),
                 "users": reverse("user-list", request=request),
                 "teams": reverse("team-list", request=request),
+                "conversations": reverse("conversation-list", request=request),
+                "contacts": reverse("contact-list", request=request),
+                "canned_replies": reverse("canned-reply-list", request=request),
             }
         )
 

@@ -288,6 +288,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # "state" names both a conversation's and a circuit breaker's states.
+    "ENUM_NAME_OVERRIDES": {"ConversationStateEnum": "conversations.models.Conversation.State"},
 }
 
 # --- CORS --------------------------------------------------------------------
@@ -398,6 +400,9 @@ USE_TZ = True
 # A customer who writes within this time after a conversation was resolved
 # reopens it (same protocol); later, a new conversation starts.
 CONVERSATION_REOPEN_MINUTES = env_int("CONVERSATION_REOPEN_MINUTES", default=120, minimum=0)
+# Without the bot, a new conversation answers the customer at once with its
+# protocol number (in LANGUAGE_CODE); the bot gives it itself when installed.
+CONVERSATION_GREETING = env_bool("CONVERSATION_GREETING", default=True)
 
 # --- Static and media ------------------------------------------------------------
 

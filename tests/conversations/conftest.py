@@ -20,6 +20,20 @@ PASSWORD = "Senha-Forte-123"
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """bcrypt's 12 rounds cost a quarter of a second per user, and these tests
+    create several per test; hashing is tested in tests/accounts."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _no_greeting(settings: Any) -> None:
+    """Tests count the messages they make; test_greeting.py turns the automatic
+    protocol message back on."""
+    settings.CONVERSATION_GREETING = False
+
+
+@pytest.fixture(autouse=True)
 def _no_channel_registrations() -> Iterator[None]:
     """Tests register their own sender/bot; none leaks into the next test."""
     saved_senders, saved_bot = dict(channels._senders), list(channels._bot)
