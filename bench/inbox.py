@@ -121,6 +121,7 @@ def seed(args: argparse.Namespace) -> None:
         conversations=args.conversations,
         seed=args.seed,
         reset=present > 0,
+        commit=True,
         stdout=open(os.devnull, "w"),  # noqa: SIM115 - progress lines are not figures
     )
     print(f"Seed: {args.conversations} conversations in {time.monotonic() - started:.1f} s.")

@@ -180,7 +180,7 @@ def test_the_same_seed_gives_the_same_data() -> None:
 
     seed(conversations=30, seed=7)
     first = snapshot()
-    seed(conversations=30, seed=7, reset=True)
+    seed(conversations=30, seed=7, reset=True, commit=True)
 
     assert snapshot() == first
 
@@ -190,7 +190,15 @@ def test_reset_deletes_only_the_demo(
 ) -> None:
     seed(conversations=20)
 
-    output = seed(conversations=0, reset=True)
+    dry_run = seed(conversations=0, reset=True)
+    assert re.search(
+        r"--reset would delete 20 conversations, \d+ messages and 15 contacts of the demo "
+        r"\(customer code DEMO-…\)\. Nothing deleted: add --commit to do it\.",
+        dry_run,
+    )
+    assert Conversation.objects.count() == 21
+
+    output = seed(conversations=0, reset=True, commit=True)
 
     assert re.search(
         r"Reset: deleted 20 conversations, \d+ messages, \d+ notes and 15 contacts of the demo\.",

@@ -303,8 +303,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reset",
             action="store_true",
-            help="Delete the demo contacts, their conversations and messages first.",
+            help="Delete the demo contacts, their conversations and messages first "
+            "(only reports what it would delete unless --commit is given too).",
         )
+        parser.add_argument("--commit", action="store_true", help="Really delete with --reset.")
         parser.add_argument("--batch-size", type=int, default=5000)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -314,6 +316,9 @@ class Command(BaseCommand):
             raise CommandError("--conversations must be >= 0 and --batch-size >= 1.")
         self.rng = random.Random(options["seed"])  # noqa: S311 - demo data, not secrets
         self.batch_size: int = options["batch_size"]
+        if options["reset"] and not options["commit"]:
+            self._report_reset()
+            return
         if options["reset"]:
             self._reset()
 
@@ -693,6 +698,16 @@ class Command(BaseCommand):
         return _Built(conversation, messages, tag_ids, note)
 
     # --- Reset -------------------------------------------------------------------------
+
+    def _report_reset(self) -> None:
+        contacts = Contact.objects.filter(customer_code__startswith=DEMO_PREFIX)
+        conversations = Conversation.objects.filter(contact__in=contacts)
+        messages = Message.objects.filter(conversation__in=conversations.values("id"))
+        self.stdout.write(
+            f"--reset would delete {conversations.count()} conversations, {messages.count()} "
+            f"messages and {contacts.count()} contacts of the demo (customer code "
+            f"{DEMO_PREFIX}…). Nothing deleted: add --commit to do it."
+        )
 
     def _reset(self) -> None:
         contacts = Contact.objects.filter(customer_code__startswith=DEMO_PREFIX)
