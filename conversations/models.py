@@ -383,6 +383,12 @@ class Message(models.Model):
         related_name="replies",
         verbose_name=_("reply to"),
     )
+    reactions = models.JSONField(
+        _("reactions"),
+        default=dict,
+        blank=True,
+        help_text=_('Emoji reactions to this message by who reacted, e.g. {"contact": "👍"}.'),
+    )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     error_code = models.CharField(_("error code"), max_length=32, blank=True)
     error_title = models.CharField(_("error"), max_length=255, blank=True)

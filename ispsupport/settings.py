@@ -404,6 +404,27 @@ CONVERSATION_REOPEN_MINUTES = env_int("CONVERSATION_REOPEN_MINUTES", default=120
 # protocol number (in LANGUAGE_CODE); the bot gives it itself when installed.
 CONVERSATION_GREETING = env_bool("CONVERSATION_GREETING", default=True)
 
+# --- WhatsApp Cloud API -------------------------------------------------------------
+
+# A single-number deployment is configured from these alone (the number is
+# created or updated at migrate); more numbers are added in admin. Without an
+# access token the sandbox transport records outbound messages instead.
+WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID") or ""
+WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN") or ""
+WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET") or ""
+WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN") or ""
+WHATSAPP_API_BASE_URL = (
+    env_url("WHATSAPP_API_BASE_URL", schemes=("https", "http")) or "https://graph.facebook.com"
+).rstrip("/")
+WHATSAPP_API_VERSION = env_str("WHATSAPP_API_VERSION", "v24.0")
+WHATSAPP_API_TIMEOUT = env_float("WHATSAPP_API_TIMEOUT", default=10.0, minimum=0.5)
+# Retryable send failures are retried with exponential backoff and jitter up
+# to this many attempts in all, then the message is marked failed.
+WHATSAPP_SEND_MAX_ATTEMPTS = env_int("WHATSAPP_SEND_MAX_ATTEMPTS", default=6, minimum=1)
+WHATSAPP_MEDIA_MAX_BYTES = env_int(
+    "WHATSAPP_MEDIA_MAX_BYTES", default=100 * 1024 * 1024, minimum=1024
+)
+
 # --- Static and media ------------------------------------------------------------
 
 STATIC_URL = "/static/"

@@ -23,6 +23,7 @@ urlpatterns = [
     ),
     path("api/v1/", api.ApiRootView.as_view(), name="api-root"),
     path("api/v1/", include("accounts.urls")),
+    path("api/v1/whatsapp/", include("whatsapp.urls")),
     path("api/v1/", include("conversations.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
