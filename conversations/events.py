@@ -61,6 +61,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "text": message.text,
         "status": message.status,
         "error_title": message.error_title,
+        "reactions": message.reactions,
         "created_at": message.created_at.isoformat(),
     }
 

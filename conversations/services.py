@@ -232,6 +232,52 @@ def contact_find_by_document(raw: str) -> Contact | None:
     return Contact.objects.filter(document_hash=document_hash(document)).first()
 
 
+@transaction.atomic
+def contact_relink(
+    *,
+    new_bsuid: str | None,
+    old_bsuid: str | None = None,
+    old_wa_id: str | None = None,
+    new_wa_id: str | None = None,
+) -> Contact | None:
+    """A person's WhatsApp identity changed (a new number means a new BSUID):
+    move it on their one contact, found by the old BSUID or else the old phone.
+
+    None when nobody had the old identity. Contacts are never merged: if the
+    new BSUID or phone already belongs to someone else, that part stays put.
+    """
+    old_bsuid = (old_bsuid or "").strip() or None
+    old_wa_id = (old_wa_id or "").strip() or None
+    new_bsuid = (new_bsuid or "").strip() or None
+    new_wa_id = (new_wa_id or "").strip() or None
+    rows = Contact.objects.select_for_update()
+    contact = rows.filter(bsuid=old_bsuid).first() if old_bsuid else None
+    if contact is None and old_wa_id:
+        old_phone = canonical_phone(old_wa_id)
+        contact = rows.filter(Q(wa_id=old_wa_id) | Q(phone=old_phone or old_wa_id)).first()
+    if contact is None:
+        return None
+    changed: list[str] = []
+    others = Contact.objects.exclude(pk=contact.pk)
+    if new_bsuid and contact.bsuid != new_bsuid:
+        if others.filter(bsuid=new_bsuid).exists():
+            logger.warning("contact_relink_conflict", contact_id=contact.pk, field="bsuid")
+        else:
+            contact.bsuid = new_bsuid
+            changed.append("bsuid")
+    new_phone = canonical_phone(new_wa_id) if new_wa_id else None
+    if new_wa_id and contact.wa_id != new_wa_id:
+        if others.filter(Q(wa_id=new_wa_id) | Q(phone=new_phone or new_wa_id)).exists():
+            logger.warning("contact_relink_conflict", contact_id=contact.pk, field="wa_id")
+        else:
+            contact.wa_id, contact.phone = new_wa_id, new_phone
+            changed += ["wa_id", "phone"]
+    if changed:
+        contact.save(update_fields=[*changed, "updated_at"])
+        logger.info("contact_relinked", contact_id=contact.pk, fields=changed)
+    return contact
+
+
 # --- Queues and SLA ---------------------------------------------------------------
 
 
@@ -704,6 +750,44 @@ def message_apply_status(
         transaction.on_commit(metrics.MESSAGES_SENT.labels(current.sender_type).inc)
     events.message_changed(current)
     return True
+
+
+@transaction.atomic
+def message_set_media(*, message: Message, path: str, mime_type: str) -> Message:
+    """The channel stored the message's media at ``path`` in the default storage."""
+    message.media_file = path
+    message.media_mime_type = mime_type[:100]
+    message.payload = {k: v for k, v in (message.payload or {}).items() if k != "media_error"}
+    message.save(update_fields=["media_file", "media_mime_type", "payload"])
+    events.message_changed(message)
+    return message
+
+
+@transaction.atomic
+def message_set_media_error(*, message: Message, reason: str) -> Message:
+    """The media could not be stored (too big, type not allowed, provider error)."""
+    message.payload = {**(message.payload or {}), "media_error": reason[:500]}
+    message.save(update_fields=["payload"])
+    events.message_changed(message)
+    return message
+
+
+@transaction.atomic
+def message_set_reaction(*, message: Message, by: str, emoji: str) -> Message:
+    """``by`` (e.g. "contact") reacted to ``message`` with ``emoji``; an empty
+    emoji takes their reaction back. Redelivering the same reaction changes nothing."""
+    message = Message.objects.select_for_update().select_related("conversation").get(pk=message.pk)
+    reactions = dict(message.reactions or {})
+    if emoji:
+        if reactions.get(by) == emoji:
+            return message
+        reactions[by] = emoji
+    elif reactions.pop(by, None) is None:
+        return message
+    message.reactions = reactions
+    message.save(update_fields=["reactions"])
+    events.message_changed(message)
+    return message
 
 
 # --- Queue work -------------------------------------------------------------------

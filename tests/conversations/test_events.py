@@ -78,6 +78,7 @@ def test_an_inbound_message_is_announced_after_the_commit(
                 "text": "Sem sinal",
                 "status": "received",
                 "error_title": "",
+                "reactions": {},
                 "created_at": message.created_at.isoformat(),
             },
         ),

@@ -13,6 +13,7 @@ consistent by hand (protocol, last message, unread count, SLA due times).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -865,6 +866,17 @@ _ROW_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _column_default(field: Any) -> Any:
+    """What a row that leaves ``field`` out gets: the listed value, else the
+    model field's own default (JSON fields as text), else NULL."""
+    if field.attname in _ROW_DEFAULTS:
+        return _ROW_DEFAULTS[field.attname]
+    if field.has_default():
+        value = field.get_default()
+        return json.dumps(value) if field.get_internal_type() == "JSONField" else value
+    return None
+
+
 def _insert_rows(model: type[Any], rows: list[dict[str, Any]]) -> None:
     """Insert plain rows (field attname -> value) without building model
     instances: COPY on PostgreSQL, executemany elsewhere. Ten times faster
@@ -873,7 +885,8 @@ def _insert_rows(model: type[Any], rows: list[dict[str, Any]]) -> None:
         return
     fields = [f for f in model._meta.concrete_fields if f.attname in rows[0] or f.attname != "id"]
     names = [f.attname for f in fields]
-    values = [tuple(row.get(name, _ROW_DEFAULTS.get(name)) for name in names) for row in rows]
+    defaults = {f.attname: _column_default(f) for f in fields}
+    values = [tuple(row.get(name, defaults[name]) for name in names) for row in rows]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     columns = ", ".join(quote(f.column) for f in fields)
