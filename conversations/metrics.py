@@ -36,7 +36,7 @@ MESSAGES_SENT = Counter(
 )
 MESSAGE_PROCESSING = Histogram(
     "message_processing_seconds",
-    "Time to store an inbound message (contact, conversation, message) and commit.",
+    "From a channel receiving a customer's message (the webhook request) to its commit.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 

@@ -171,7 +171,7 @@ class IngestResult:
         return dict(self.__dict__)
 
 
-def webhook_ingest(*, envelope: Envelope) -> IngestResult:
+def webhook_ingest(*, envelope: Envelope, received_at: float | None = None) -> IngestResult:
     """Store everything in one POST in ONE transaction: it commits whole or not
     at all, and Meta redelivers what did not commit. A single message the core
     refuses (no identity at all) is skipped, not the whole delivery."""
@@ -191,7 +191,7 @@ def webhook_ingest(*, envelope: Envelope) -> IngestResult:
                 result.skipped += len(change.messages) + len(change.statuses)
                 continue
             touched.add(account.pk)
-            _ingest_change(account, change, result)
+            _ingest_change(account, change, result, received_at)
     _touch_accounts(touched)
     logger.info("whatsapp_webhook_ingested", **result.as_dict())
     return result
@@ -206,13 +206,15 @@ def _touch_accounts(account_ids: set[int]) -> None:
     ).update(last_webhook_at=now)
 
 
-def _ingest_change(account: WhatsAppAccount, change: Change, result: IngestResult) -> None:
+def _ingest_change(
+    account: WhatsAppAccount, change: Change, result: IngestResult, received_at: float | None
+) -> None:
     for identity in change.identity_changes:
         result.relinked += _relink(identity)
     for message in change.messages:
         try:
             with transaction.atomic():
-                _ingest_message(account, message, result)
+                _ingest_message(account, message, result, received_at)
         except (ValidationError, ServiceError) as exc:
             logger.warning(
                 "whatsapp_message_refused",
@@ -239,7 +241,10 @@ def _relink(identity: IdentityChange) -> int:
 
 
 def _ingest_message(
-    account: WhatsAppAccount, message: InboundMessage, result: IngestResult
+    account: WhatsAppAccount,
+    message: InboundMessage,
+    result: IngestResult,
+    received_at: float | None = None,
 ) -> None:
     if message.reaction is not None or message.kind == Message.Kind.REACTION:
         result.reactions += _ingest_reaction(account, message)
@@ -273,6 +278,7 @@ def _ingest_message(
         media_mime_type=message.media_mime_type,
         reply_to_external_id=message.reply_to_external_id,
         sent_at=message.sent_at,
+        received_at=received_at,
     )
     if not received.created:
         result.duplicates += 1

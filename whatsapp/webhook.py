@@ -8,6 +8,7 @@ later in tasks, so the answer comes back in milliseconds.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -70,6 +71,7 @@ class WebhookView(APIView):
 
     @extend_schema(exclude=True)
     def post(self, request: Request) -> Response:
+        received_at = time.perf_counter()
         try:
             envelope = parse_envelope(request._request.body)
         except EnvelopeError as exc:
@@ -79,7 +81,7 @@ class WebhookView(APIView):
                  "code": "invalid_envelope"},
                 status=400,
             )  # fmt: skip
-        result = webhook_ingest(envelope=envelope)
+        result = webhook_ingest(envelope=envelope, received_at=received_at)
         return Response({"status": "ok", **result.as_dict()})
 
     def handle_exception(self, exc: Exception) -> Response:

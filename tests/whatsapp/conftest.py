@@ -26,6 +26,13 @@ ACCESS_TOKEN = "EAAG-test-access-token"
 PHONE_NUMBER_ID = "106540352242922"
 
 
+@pytest.fixture(autouse=True)
+def _english(settings: Any) -> None:
+    """These tests read the English texts; test_portuguese.py checks that a
+    default deployment (pt-br) answers Meta, agents and admins in Portuguese."""
+    settings.LANGUAGE_CODE = "en"
+
+
 @pytest.fixture
 def account(support: Any) -> WhatsAppAccount:  # noqa: F811 - the imported fixture
     """A live number (it has an access token) whose conversations go to Suporte técnico."""
