@@ -75,6 +75,8 @@ _STATUS_TIMESTAMP = {
     Message.Status.FAILED: "failed_at",
 }
 
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+\.[a-z_]+)\s*\}\}")
 
 
@@ -92,10 +94,16 @@ def _transition(conversation: Conversation, to: str, *, action: str) -> None:
     conversation.state = to
 
 
-def _changed(conversation: Conversation, *, previous_assignee_id: int | None = None) -> None:
+def _changed(
+    conversation: Conversation,
+    *,
+    previous_assignee_id: int | None = None,
+    state_changed: bool = True,
+) -> None:
     """After the commit: tell the consoles, and recount the states for /metrics."""
     events.conversation_changed(conversation, previous_assignee_id=previous_assignee_id)
-    metrics.state_counts_changed()
+    if state_changed:
+        metrics.state_counts_changed()
 
 
 def _save(conversation: Conversation, *fields: str) -> None:
@@ -152,7 +160,13 @@ def contact_resolve(
         if username and contact.username != username[:64]:
             contact.username = username[:64]
             changed.append("username")
-        contact.last_seen_at = timezone.now()
+        now = timezone.now()
+        recent = contact.last_seen_at and now - contact.last_seen_at < LAST_SEEN_RESOLUTION
+        if not changed and recent:
+            # A customer sending a burst of messages: last_seen_at is recent
+            # enough, and skipping the write keeps the webhook fast.
+            return contact
+        contact.last_seen_at = now
         try:
             with transaction.atomic():
                 contact.save(update_fields=[*changed, "last_seen_at", "updated_at"])
@@ -487,6 +501,7 @@ def message_receive(
     if conversation.state == State.PENDING:
         # The customer answered: back into the agent's active conversations.
         updates["state"] = State.OPEN
+    state_changed = is_new or "state" in updates
     Conversation.objects.filter(pk=conversation.pk).update(**updates)
     conversation.refresh_from_db()
     message.conversation = conversation
@@ -494,7 +509,7 @@ def message_receive(
     if conversation.state == State.BOT:
         channels.enqueue_bot(message.pk)
     events.message_changed(message)
-    _changed(conversation)
+    _changed(conversation, state_changed=state_changed)
     if is_new and conversation.state != State.BOT and settings.CONVERSATION_GREETING:
         _greet(conversation)
     transaction.on_commit(lambda: metrics.MESSAGE_PROCESSING.observe(time.perf_counter() - started))
@@ -598,7 +613,7 @@ def message_send(
     _save(conversation, *fields)
     channels.enqueue_delivery(conversation.inbox.channel, message.pk)
     events.message_changed(message)
-    _changed(conversation)
+    _changed(conversation, state_changed="state" in fields)
     return Received(message, created=True)
 
 
