@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from tests.conversations.conftest import (  # noqa: F401 - shared fixtures
     _fast_password_hashing,
@@ -61,3 +65,20 @@ def sandbox_account(account: WhatsAppAccount) -> WhatsAppAccount:
     account.access_token = ""
     account.save()
     return account
+
+
+@pytest.fixture
+def run_worker() -> Iterator[Callable[[], None]]:
+    """``db_worker --batch``: runs every task that is ready, then exits."""
+    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
+    handlers = {sig: signal.getsignal(sig) for sig in signals}
+    loggers = {name: logging.getLogger(name).level for name in ("django_tasks", "django_tasks_db")}
+
+    def run() -> None:
+        call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
+
+    yield run
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    for name, level in loggers.items():
+        logging.getLogger(name).setLevel(level)

@@ -3,15 +3,12 @@ backoff by the real database queue and ``db_worker``; never dropped."""
 
 from __future__ import annotations
 
-import logging
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.utils import timezone, translation
 from django_tasks_db.models import DBTaskResult
 
@@ -43,23 +40,6 @@ def conversation(account: WhatsAppAccount) -> Conversation:
 
 def outbound(conversation: Conversation, text: str = "Olá, Maria!", **kwargs: Any) -> Message:
     return message_send(conversation=conversation, text=text, **kwargs).message
-
-
-@pytest.fixture
-def run_worker() -> Iterator[Callable[[], None]]:
-    """``db_worker --batch``: runs every task that is ready, then exits."""
-    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
-    handlers = {sig: signal.getsignal(sig) for sig in signals}
-    loggers = {name: logging.getLogger(name).level for name in ("django_tasks", "django_tasks_db")}
-
-    def run() -> None:
-        call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
-
-    yield run
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
-    for name, level in loggers.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def make_due() -> None:
