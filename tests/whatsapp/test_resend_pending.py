@@ -51,6 +51,8 @@ def test_without_commit_it_only_reports(stuck: Message) -> None:
     assert not DBTaskResult.objects.exists()
 
 
+# The worker needs real transactions on PostgreSQL.
+@pytest.mark.django_db(transaction=True)
 def test_with_commit_the_stuck_message_is_sent(
     stuck: Message,
     conversation: Conversation,
