@@ -96,6 +96,21 @@ class NoteInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("author")
 
 
+# When the conversation happened; shown, never edited.
+TIMES = (
+    "created_at",
+    "last_message_at",
+    "last_inbound_at",
+    "unread_count",
+    "queued_at",
+    "first_response_at",
+    "first_response_due_at",
+    "resolution_due_at",
+    "resolved_at",
+    "resolved_by",
+)
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = (
@@ -120,44 +135,11 @@ class ConversationAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("protocol", "contact", "inbox", "team", "assignee", "state")}),
         (_("Triage"), {"fields": ("priority", "tags")}),
-        (
-            _("Times"),
-            {
-                "fields": (
-                    "created_at",
-                    "last_message_at",
-                    "last_inbound_at",
-                    "unread_count",
-                    "queued_at",
-                    "first_response_at",
-                    "first_response_due_at",
-                    "resolution_due_at",
-                    "resolved_at",
-                    "resolved_by",
-                )
-            },
-        ),
+        (_("Times"), {"fields": TIMES}),
     )
     # Contact and assignee are read-only (shown as links, no <select> of every
     # contact or user); assignment and state changes go through the services.
-    readonly_fields = (
-        "protocol",
-        "contact",
-        "inbox",
-        "team",
-        "assignee",
-        "state",
-        "created_at",
-        "last_message_at",
-        "last_inbound_at",
-        "unread_count",
-        "queued_at",
-        "first_response_at",
-        "first_response_due_at",
-        "resolution_due_at",
-        "resolved_at",
-        "resolved_by",
-    )
+    readonly_fields = ("protocol", "contact", "inbox", "team", "assignee", "state", *TIMES)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations start when a customer writes
