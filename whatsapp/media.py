@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from datetime import timedelta
 
 import structlog
 from django.conf import settings
@@ -25,7 +26,7 @@ from rest_framework.views import APIView
 from conversations.models import Message
 from conversations.selectors import conversation_get_for
 from conversations.services import message_set_media, message_set_media_error
-from ispsupport.tasks import background_task
+from ispsupport.tasks import background_task, enqueue
 from whatsapp import transport
 from whatsapp.models import WhatsAppAccount
 
@@ -54,6 +55,10 @@ ALLOWED_TYPES: dict[str, str] = {
     "text/plain": ".txt",
 }
 INLINE_PREFIXES = ("image/", "audio/", "video/")
+# A media id stays valid for weeks, so a download that failed for a passing
+# reason (Meta's 5xx, a timeout, the breaker open) is tried again: 6 attempts
+# spread over about two minutes with the send path's backoff.
+MEDIA_MAX_ATTEMPTS = 6
 
 
 def _base_type(mime_type: str) -> str:
@@ -84,8 +89,12 @@ def media_refusal(*, mime_type: str, size: int | None) -> str | None:
     return None
 
 
-def media_fetch(*, message: Message) -> Message:
-    """Download and store an inbound message's media; record why when it cannot."""
+def media_fetch(*, message: Message, attempt: int = 1, max_attempts: int = 1) -> Message:
+    """Download and store an inbound message's media; record why when it cannot.
+
+    A failure that may pass (``retryable``) before ``max_attempts`` schedules
+    another ``download_media`` run instead of recording an error.
+    """
     account = WhatsAppAccount.objects.filter(inbox_id=message.conversation.inbox_id).first()
     if account is None or account.is_sandbox:
         return message_set_media_error(
@@ -106,20 +115,46 @@ def media_fetch(*, message: Message) -> Message:
                 # Meta's file_size said it fitted; the bytes said otherwise.
                 reason = media_refusal(mime_type=mime_type, size=limit + 1) or str(exc)
                 return message_set_media_error(message=message, reason=reason)
-            logger.warning("whatsapp_media_download_failed", message_id=message.pk, error=str(exc))
-            return message_set_media_error(
-                message=message,
-                reason=_("The media could not be downloaded: %(error)s")
-                % {"error": exc.agent_title},
+            if exc.retryable and attempt < max_attempts:
+                _retry_later(message, attempt, exc)
+                return message
+            logger.warning(
+                "whatsapp_media_download_failed",
+                message_id=message.pk,
+                attempt=attempt,
+                error=str(exc),
             )
+            reason = _("The media could not be downloaded: %(error)s") % {"error": exc.agent_title}
+            if exc.retryable:
+                reason += " " + _("Gave up after %(n)d attempts.") % {"n": attempt}
+            return message_set_media_error(message=message, reason=reason)
         sink.seek(0)
         path = default_storage.save(media_path(mime_type), File(sink))
     logger.info("whatsapp_media_stored", message_id=message.pk, size=download.size, mime=mime_type)
     return message_set_media(message=message, path=path, mime_type=mime_type)
 
 
+def _retry_later(message: Message, attempt: int, exc: transport.TransportError) -> None:
+    from whatsapp.tasks import retry_delay
+
+    delay = retry_delay(attempt)
+    task = download_media
+    if task.get_backend().supports_defer:
+        task = download_media.using(run_after=timezone.now() + timedelta(seconds=delay))
+    else:
+        delay = 0.0
+    enqueue(task, message.pk, attempt=attempt + 1)
+    logger.warning(
+        "whatsapp_media_retry_scheduled",
+        message_id=message.pk,
+        attempt=attempt,
+        delay_seconds=round(delay, 2),
+        code=exc.code,
+    )
+
+
 @background_task()
-def download_media(message_id: int) -> None:
+def download_media(message_id: int, attempt: int = 1) -> None:
     """Enqueued by the webhook after an inbound media message is committed."""
     message = (
         Message.objects.select_related("conversation")
@@ -129,7 +164,7 @@ def download_media(message_id: int) -> None:
     )
     if message is None or message.media_file:
         return
-    media_fetch(message=message)
+    media_fetch(message=message, attempt=attempt, max_attempts=MEDIA_MAX_ATTEMPTS)
 
 
 class MediaView(APIView):

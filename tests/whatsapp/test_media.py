@@ -7,13 +7,15 @@ from typing import Any
 import pytest
 from django.core.files.storage import default_storage
 from django.test import Client
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from accounts.models import User
 from conversations.models import Message
 from conversations.services import message_receive
 from tests.support import bearer
 from tests.whatsapp.fake_graph import FakeGraph
-from whatsapp.media import download_media
+from whatsapp.media import MEDIA_MAX_ATTEMPTS, download_media
 from whatsapp.models import WhatsAppAccount
 
 JPEG = b"\xff\xd8\xff\xe0" + b"JFIF-bytes" * 100
@@ -161,6 +163,49 @@ def test_a_graph_error_is_recorded(
     image_message.refresh_from_db()
     assert image_message.media_file == ""
     assert image_message.payload["media_error"].startswith("The media could not be downloaded")
+
+
+def test_a_passing_failure_is_retried_later_not_shown_as_an_error(
+    image_message: Message, fake_graph: FakeGraph, settings: Any
+) -> None:
+    fake_graph.fail(
+        "GET", f"/{settings.WHATSAPP_API_VERSION}/{MEDIA_ID}", code=2, status=503, times=1
+    )
+    _script_media(fake_graph, settings)
+
+    download_media.call(image_message.pk)
+
+    image_message.refresh_from_db()
+    assert image_message.media_file == ""
+    assert "media_error" not in image_message.payload
+    [retry] = DBTaskResult.objects.filter(status="READY")
+    assert retry.task_path == "whatsapp.media.download_media"
+    assert retry.args_kwargs["args"] == [image_message.pk]
+    assert retry.args_kwargs["kwargs"]["attempt"] == 2
+    assert retry.run_after > timezone.now()
+
+    download_media.call(image_message.pk, attempt=2)
+
+    image_message.refresh_from_db()
+    assert image_message.media_file.startswith("whatsapp/")
+    assert default_storage.open(image_message.media_file).read() == JPEG
+
+
+def test_the_last_attempt_records_the_error(
+    image_message: Message, fake_graph: FakeGraph, settings: Any
+) -> None:
+    fake_graph.fail(
+        "GET", f"/{settings.WHATSAPP_API_VERSION}/{MEDIA_ID}", code=2, status=503, times=1
+    )
+
+    download_media.call(image_message.pk, attempt=MEDIA_MAX_ATTEMPTS)
+
+    image_message.refresh_from_db()
+    assert image_message.media_file == ""
+    assert image_message.payload["media_error"].endswith(
+        f"Gave up after {MEDIA_MAX_ATTEMPTS} attempts."
+    )
+    assert not DBTaskResult.objects.filter(status="READY").exists()
 
 
 def test_outbound_and_text_messages_are_ignored(
