@@ -21,7 +21,6 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from conversations import services
-from conversations.identity import canonical_phone, clean_document, document_hash
 from conversations.models import (
     CannedReply,
     Contact,
@@ -34,6 +33,7 @@ from conversations.models import (
 )
 from conversations.sla import parse_schedule
 from ispsupport.errors import ServiceError
+from ispsupport.identity import canonical_phone, clean_document, document_hash
 
 # --- Read-only building blocks ------------------------------------------------------
 

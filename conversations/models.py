@@ -260,6 +260,12 @@ class Conversation(models.Model):
         related_name="+",
         verbose_name=_("resolved by"),
     )
+    # The bot's memory of this conversation (step, collected data, attempts);
+    # only the bot reads or writes it, the core just keeps it.
+    bot_state = models.JSONField(_("bot state"), default=dict, blank=True, editable=False)
+    csat_requested_at = models.DateTimeField(_("rating asked at"), null=True, blank=True)
+    csat_score = models.PositiveSmallIntegerField(_("customer rating (1-5)"), null=True, blank=True)
+    csat_answered_at = models.DateTimeField(_("rated at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-last_message_at", "-id"]
@@ -361,6 +367,8 @@ class Message(models.Model):
     )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.TEXT)
     text = models.TextField(_("text"), blank=True)
+    # The channel's own shape of the message. One key is common to all
+    # channels: "reply_id", the id of the button or list row the customer tapped.
     payload = models.JSONField(_("payload"), default=dict, blank=True)
     media_id = models.CharField(_("provider media id"), max_length=128, blank=True)
     media_mime_type = models.CharField(_("media type"), max_length=100, blank=True)

@@ -27,8 +27,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Team, User
 from accounts.services import user_deactivated
-from conversations import channels, events, metrics
-from conversations.identity import canonical_phone, clean_document, document_hash
+from conversations import channels, events, metrics, signals
 from conversations.models import (
     CannedReply,
     Contact,
@@ -42,6 +41,7 @@ from conversations.models import (
 from conversations.sla import add_business_minutes, parse_schedule
 from ispsupport.crypto import encrypt
 from ispsupport.errors import ServiceError
+from ispsupport.identity import canonical_phone, clean_document, document_hash
 
 logger = structlog.get_logger(__name__)
 
@@ -461,7 +461,13 @@ def message_receive(
     if external_id and (existing := Message.objects.filter(external_id=external_id).first()):
         return Received(existing, created=False)
     contact = contact_resolve(bsuid=bsuid, wa_id=wa_id, name=profile_name, username=username)
-    conversation, is_new = _active_conversation(contact=contact, inbox=inbox, now=now)
+    # Only a message that reads as a score costs the look-up of a pending rating.
+    score = rating_from(text=text, payload=payload or {})
+    rated = _awaiting_rating(contact=contact, inbox=inbox, now=now) if score else None
+    if rated is not None:
+        conversation, is_new = rated, False
+    else:
+        conversation, is_new = _active_conversation(contact=contact, inbox=inbox, now=now)
     reply_to = (
         Message.objects.filter(external_id=reply_to_external_id, conversation__contact=contact)
         .only("id")
@@ -498,6 +504,18 @@ def message_receive(
         "unread_count": F("unread_count") + 1,
         "updated_at": now,
     }
+    if rated is not None:
+        # A rating answers a resolved conversation: it stays resolved.
+        updates.update(csat_score=score, csat_answered_at=now, unread_count=F("unread_count"))
+        message_id, conversation_id = message.pk, conversation.pk
+        transaction.on_commit(
+            lambda: signals.conversation_rated.send(
+                sender=Conversation,
+                conversation_id=conversation_id,
+                score=score,
+                message_id=message_id,
+            )
+        )
     if conversation.state == State.PENDING:
         # The customer answered: back into the agent's active conversations.
         updates["state"] = State.OPEN
@@ -514,6 +532,53 @@ def message_receive(
         _greet(conversation)
     transaction.on_commit(lambda: metrics.MESSAGE_PROCESSING.observe(time.perf_counter() - started))
     return Received(message, created=True)
+
+
+# How long a rating question waits for its answer: WhatsApp's own window.
+RATING_ANSWER_WINDOW = timedelta(hours=24)
+_RATING_TEXT = re.compile(r"^\s*([1-5])\s*(?:estrelas?|stars?|⭐+)?\s*[.!]?\s*$", re.IGNORECASE)
+_RATING_REPLY = re.compile(r"^csat:([1-5])$")
+
+
+def rating_from(*, text: str, payload: dict[str, Any]) -> int | None:
+    """The 1-5 score in an answer to the rating question, if it is one: a tapped
+    option (``reply_id`` "csat:N") or a message that is just the number."""
+    if match := _RATING_REPLY.match(str(payload.get("reply_id") or "")):
+        return int(match.group(1))
+    if match := _RATING_TEXT.match(text or ""):
+        return int(match.group(1))
+    return None
+
+
+def _awaiting_rating(*, contact: Contact, inbox: Inbox, now: datetime) -> Conversation | None:
+    """The contact's resolved conversation whose rating question is unanswered,
+    when they have no other conversation going on."""
+    if (
+        Conversation.objects.filter(contact=contact, inbox=inbox)
+        .exclude(state=State.RESOLVED)
+        .exists()
+    ):
+        return None
+    return (
+        Conversation.objects.select_for_update()
+        .filter(
+            contact=contact,
+            inbox=inbox,
+            state=State.RESOLVED,
+            csat_score__isnull=True,
+            csat_requested_at__gte=now - RATING_ANSWER_WINDOW,
+        )
+        .order_by("-csat_requested_at")
+        .first()
+    )
+
+
+@transaction.atomic
+def conversation_request_rating(*, conversation: Conversation) -> Conversation:
+    """Mark that the customer was asked to rate this resolved conversation."""
+    Conversation.objects.filter(pk=conversation.pk).update(csat_requested_at=timezone.now())
+    conversation.refresh_from_db()
+    return conversation
 
 
 def _greet(conversation: Conversation) -> None:
@@ -551,12 +616,14 @@ def message_send(
     client_key: str | None = None,
     reply_to: Message | None = None,
     now: datetime | None = None,
+    after_resolve: bool = False,
 ) -> Received:
     """Store an outbound message as ``pending`` and enqueue its delivery.
 
     ``actor`` is the agent writing (None for the bot or the system). A retried
     request with the same ``client_key`` returns the first message (``created``
-    False) and sends nothing twice.
+    False) and sends nothing twice. ``after_resolve`` lets the bot write to a
+    resolved conversation (the rating question and its thanks), never an agent.
     """
     now = now or timezone.now()
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
@@ -564,7 +631,7 @@ def message_send(
         existing := Message.objects.filter(conversation=conversation, client_key=client_key).first()
     ):
         return Received(existing, created=False)
-    if conversation.state == State.RESOLVED:
+    if conversation.state == State.RESOLVED and not (after_resolve and actor is None):
         raise ServiceError(
             _("This conversation is resolved; reopen it before writing to the customer."),
             code="conversation_resolved",
@@ -980,6 +1047,13 @@ def conversation_resolve(*, conversation: Conversation, actor: User | None) -> C
     if actor is not None:
         _check_may_write(conversation, actor)
     now = timezone.now()
+    # Self-served: the bot settled it, no person was ever involved.
+    self_served = (
+        actor is None
+        and conversation.state == State.BOT
+        and conversation.assignee_id is None
+        and conversation.first_response_at is None
+    )
     _transition(conversation, State.RESOLVED, action=_("resolved"))
     conversation.resolved_at = now
     conversation.resolved_by = actor
@@ -987,8 +1061,19 @@ def conversation_resolve(*, conversation: Conversation, actor: User | None) -> C
     _save(conversation, "state", "resolved_at", "resolved_by", "unread_count")
     duration = (now - conversation.created_at).total_seconds()
     transaction.on_commit(lambda: metrics.CONVERSATION_DURATION.observe(duration))
-    logger.info("conversation_resolved", conversation_id=conversation.pk, actor=actor and actor.pk)
+    logger.info(
+        "conversation_resolved",
+        conversation_id=conversation.pk,
+        actor=actor and actor.pk,
+        self_served=self_served,
+    )
     _changed(conversation)
+    pk = conversation.pk
+    transaction.on_commit(
+        lambda: signals.conversation_resolved.send(
+            sender=Conversation, conversation_id=pk, self_served=self_served
+        )
+    )
     return conversation
 
 

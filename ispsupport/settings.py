@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "ispsupport",
     "accounts",
+    "subscribers",
     "conversations",
     "whatsapp",
     "chatbot",
@@ -403,6 +404,29 @@ CONVERSATION_REOPEN_MINUTES = env_int("CONVERSATION_REOPEN_MINUTES", default=120
 # Without the bot, a new conversation answers the customer at once with its
 # protocol number (in LANGUAGE_CODE); the bot gives it itself when installed.
 CONVERSATION_GREETING = env_bool("CONVERSATION_GREETING", default=True)
+
+# --- Subscribers (the ISP's customer records) ----------------------------------------
+
+# Where the bot and the console look subscribers up: a dotted path to a
+# subscribers.directory.SubscriberDirectory subclass (an ERP adapter), or the
+# built-in one on this database.
+SUBSCRIBER_DIRECTORY = env_str("SUBSCRIBER_DIRECTORY", "subscribers.builtin.DatabaseDirectory")
+# Trust unlock ("desbloqueio de confiança") in the built-in directory: a
+# contract suspended for non-payment is unlocked for TRUST_UNLOCK_DAYS, at most
+# once every TRUST_UNLOCK_INTERVAL_DAYS.
+TRUST_UNLOCK_DAYS = env_int("TRUST_UNLOCK_DAYS", default=3, minimum=1)
+TRUST_UNLOCK_INTERVAL_DAYS = env_int("TRUST_UNLOCK_INTERVAL_DAYS", default=30, minimum=1)
+
+# --- Chatbot and Gemini ------------------------------------------------------------------
+
+# Without GEMINI_API_KEY the bot runs on its rules alone.
+GEMINI_API_KEY = env_str("GEMINI_API_KEY") or ""
+GEMINI_MODEL = env_str("GEMINI_MODEL", "gemini-2.5-flash")
+# Tests point this at a fake served on 127.0.0.1; empty means Google's endpoint.
+GEMINI_BASE_URL = (env_url("GEMINI_BASE_URL", schemes=("https", "http")) or "").rstrip("/")
+GEMINI_TIMEOUT = env_float("GEMINI_TIMEOUT", default=8.0, minimum=0.5)
+# Below this confidence Gemini's reading of a message is ignored.
+GEMINI_MIN_CONFIDENCE = env_float("GEMINI_MIN_CONFIDENCE", default=0.7, minimum=0.0)
 
 # --- WhatsApp Cloud API -------------------------------------------------------------
 

@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/v1/", include("accounts.urls")),
     path("api/v1/whatsapp/", include("whatsapp.urls")),
     path("api/v1/", include("conversations.api_urls")),
+    path("api/v1/subscribers/", include("subscribers.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"

@@ -257,8 +257,12 @@ def _message(raw: dict[str, Any], contacts: list[Sender]) -> InboundMessage | No
         cards = _list(raw.get("contacts"))
         return InboundMessage(kind=Kind.CONTACTS, text=_contacts_text(cards), **common)
     if msg_type == "interactive":
+        reply = _dict(body.get(_str(body.get("type"))))
+        common["payload"] = {**raw, "reply_id": _str(reply.get("id"))[:200]}
         return InboundMessage(kind=Kind.INTERACTIVE, text=_interactive_text(body), **common)
     if msg_type == "button":
+        # A template's quick-reply button: its "payload" is the id we gave it.
+        common["payload"] = {**raw, "reply_id": _str(body.get("payload"))[:200]}
         return InboundMessage(kind=Kind.BUTTON, text=_str(body.get("text")), **common)
     if msg_type == "reaction":
         target = _opt(body.get("message_id"))

@@ -23,7 +23,6 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from conversations.identity import canonical_phone
 from conversations.models import Contact, Inbox, Message
 from conversations.services import (
     contact_relink,
@@ -33,6 +32,7 @@ from conversations.services import (
 )
 from ispsupport.cache import get_or_fetch, invalidate
 from ispsupport.errors import ServiceError
+from ispsupport.identity import canonical_phone
 from ispsupport.tasks import enqueue
 from whatsapp.models import EarlyStatus, WhatsAppAccount
 from whatsapp.payloads import (

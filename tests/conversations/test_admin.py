@@ -15,7 +15,6 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Team, User
 from conversations import services
-from conversations.identity import document_hash
 from conversations.models import (
     CannedReply,
     Contact,
@@ -26,6 +25,7 @@ from conversations.models import (
     Tag,
     TeamQueue,
 )
+from ispsupport.identity import document_hash
 
 ADMIN = "/admin/conversations"
 EN = {"Accept-Language": "en"}

@@ -11,9 +11,9 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 
 from accounts.models import User
-from conversations.identity import canonical_phone, clean_document, document_hash
 from conversations.models import Contact
 from conversations.services import contact_find_by_document, contact_resolve, contact_update
+from ispsupport.identity import canonical_phone, clean_document, document_hash
 
 CPF = "52998224725"
 CNPJ = "11222333000181"

@@ -14,8 +14,8 @@ from django.core.management import call_command
 
 from accounts.models import User
 from conversations import services
-from conversations.identity import document_hash
 from conversations.models import Contact, Message
+from ispsupport.identity import document_hash
 
 CPF = "52998224725"
 CNPJ = "11222333000181"

@@ -15,7 +15,6 @@ from validate_docbr import CPF
 
 from accounts.models import Team, User
 from conversations import services
-from conversations.identity import canonical_phone
 from conversations.models import (
     CannedReply,
     Contact,
@@ -25,6 +24,7 @@ from conversations.models import (
     Tag,
     TeamQueue,
 )
+from ispsupport.identity import canonical_phone
 
 PASSWORD = "Demo-Senha-2024x"
 STAFF = {

@@ -20,9 +20,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from conversations.identity import document_hash
 from conversations.models import Contact
 from ispsupport.crypto import DecryptionError, decrypt, rotate
+from ispsupport.identity import document_hash
 
 
 class Command(BaseCommand):

@@ -30,7 +30,6 @@ from django.utils import timezone
 
 from accounts.models import Team, User
 from accounts.services import generate_password, user_create
-from conversations.identity import document_hash
 from conversations.models import (
     CannedReply,
     Contact,
@@ -43,6 +42,7 @@ from conversations.models import (
 )
 from conversations.sla import Schedule, add_business_minutes, parse_schedule
 from ispsupport.crypto import encrypt
+from ispsupport.identity import document_hash
 
 DEMO_PREFIX = "DEMO-"
 SUPPORT, BILLING, SALES = "Suporte técnico", "Financeiro", "Comercial"

@@ -52,7 +52,7 @@ def clean_document(raw: str) -> str:
     raise ValidationError(_("Enter a valid CPF or CNPJ."), code="invalid_document")
 
 
-def document_hash(document: str) -> str:
+def document_hash(document: str, *, purpose: str = "conversations.Contact.document") -> str:
     """A keyed hash for exact lookups without decrypting every row.
 
     Keyed with SECRET_KEY (salted, so it is not the hash used elsewhere): the
@@ -60,4 +60,6 @@ def document_hash(document: str) -> str:
     without the key. Rotating SECRET_KEY means recomputing this column
     (``manage.py rehash_documents``).
     """
-    return salted_hmac("conversations.Contact.document", document, algorithm="sha256").hexdigest()
+    # ``purpose`` salts the hash per table, so the same CPF hashes differently
+    # in contacts and in subscribers.
+    return salted_hmac(purpose, document, algorithm="sha256").hexdigest()
