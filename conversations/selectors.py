@@ -4,9 +4,12 @@ number of queries whatever the page size."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import timedelta
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -134,3 +137,55 @@ def canned_replies_for(user: User) -> QuerySet[CannedReply]:
     if user.is_admin:
         return replies
     return replies.filter(Q(team__isnull=True) | Q(team__in=user.teams.all()))
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    position: int  # 1 = next to be taken
+    wait_minutes: int | None  # None when there is no recent history to go by
+
+
+# Waits are estimated from the last conversations this team took from its queue.
+WAIT_SAMPLE = 30
+WAIT_HISTORY = timedelta(days=7)
+
+
+def queue_place(conversation: Conversation) -> QueuePlace:
+    """Where a queued conversation stands in its team's queue and a rough wait:
+    the median recent wait from queue to first answer, times the conversations
+    ahead, divided among the team's online agents."""
+    ahead = Conversation.objects.filter(
+        state=Conversation.State.QUEUED,
+        assignee__isnull=True,
+        team_id=conversation.team_id,
+    ).filter(
+        Q(queued_at__lt=conversation.queued_at)
+        | Q(queued_at=conversation.queued_at, pk__lt=conversation.pk)
+    )
+    position = ahead.count() + 1 if conversation.queued_at else 1
+    since = timezone.now() - WAIT_HISTORY
+    recent = list(
+        Conversation.objects.filter(
+            team_id=conversation.team_id,
+            queued_at__gte=since,
+            first_response_at__isnull=False,
+            first_response_at__gte=F("queued_at"),
+        )
+        .order_by("-queued_at")
+        .values_list("queued_at", "first_response_at")[:WAIT_SAMPLE]
+    )
+    if not recent:
+        return QueuePlace(position, None)
+    waits = sorted((answered - queued).total_seconds() / 60 for queued, answered in recent)
+    median = waits[len(waits) // 2]
+    online = (
+        User.objects.filter(
+            is_active=True,
+            teams__id=conversation.team_id,
+            availability=User.Availability.ONLINE,
+        ).count()
+        if conversation.team_id
+        else 0
+    )
+    estimate = median * position / max(online, 1)
+    return QueuePlace(position, max(1, round(estimate)))

@@ -238,6 +238,26 @@ def contact_update(*, contact: Contact, actor: User, **changes: Any) -> Contact:
     return contact
 
 
+@transaction.atomic
+def contact_link_customer(
+    *, contact: Contact, customer_code: str, document: str | None = None
+) -> Contact:
+    """The bot identified the customer: remember their ISP customer code (and
+    the CPF/CNPJ they typed, unless another contact already has it)."""
+    contact.customer_code = customer_code.strip()
+    fields = ["customer_code"]
+    if document:
+        cleaned = clean_document(document)
+        digest = document_hash(cleaned)
+        if not Contact.objects.filter(document_hash=digest).exclude(pk=contact.pk).exists():
+            contact.document_encrypted = encrypt(cleaned)
+            contact.document_hash = digest
+            fields += ["document_encrypted", "document_hash"]
+    contact.save(update_fields=[*fields, "updated_at"])
+    logger.info("contact_linked_to_customer", contact_id=contact.pk)
+    return contact
+
+
 def contact_find_by_document(raw: str) -> Contact | None:
     try:
         document = clean_document(raw)
@@ -1166,7 +1186,8 @@ def conversations_release(*, agent: User) -> int:
 
 
 @transaction.atomic
-def note_create(*, conversation: Conversation, author: User, text: str) -> Note:
+def note_create(*, conversation: Conversation, author: User | None, text: str) -> Note:
+    """An internal note; ``author`` None is the bot (its summary on a handoff)."""
     text = text.strip()
     if not text:
         raise ValidationError({"text": [_("Write the note.")]})
