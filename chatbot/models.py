@@ -59,12 +59,12 @@ class BotSettings(models.Model):
         default=True,
         help_text=_("Off: every new conversation goes straight to the queue after the greeting."),
     )
-    company_name = models.CharField(_("company name"), max_length=80, default="nosso provedor")
+    company_name = models.CharField(_("company name"), max_length=80, default="Internet Fibra")
     greeting = models.TextField(
         _("greeting"),
         default=(
-            "Olá{name}! 👋 Você está falando com o atendimento da {company}.\n"
-            "Seu protocolo é *{protocol}*."
+            "Olá{name}! 👋 Você está falando com o assistente virtual da *{company}*.\n"
+            "Seu protocolo de atendimento é *{protocol}*."
         ),
         validators=[_check_placeholders],
         help_text=_("Sent on the first message. Placeholders: {name}, {protocol}, {company}."),

@@ -7,5 +7,7 @@ from ispsupport.tasks import background_task
 
 @background_task()
 def handle_message(message_id: int) -> str:
-    """Answer inbound message ``message_id`` (engine to come)."""
-    return "noop"
+    """Answer inbound message ``message_id``; returns what happened."""
+    from chatbot.engine import handle
+
+    return handle(message_id)

@@ -1106,6 +1106,12 @@ def _reopen(conversation: Conversation, *, actor: User | None, now: datetime) ->
         conversation.state = State.OPEN
         conversation.assignee = assignee
         fields = ["state", "assignee"]
+    elif actor is None and conversation.queued_at is None and channels.has_bot():
+        # The bot settled it alone and the customer is back: the bot again,
+        # starting afresh (same protocol).
+        conversation.state = State.BOT
+        conversation.bot_state = {}
+        fields = ["state", "bot_state"]
     else:
         conversation.state = State.QUEUED
         fields = _enqueue_in_team(conversation, conversation.team, now)
