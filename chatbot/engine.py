@@ -231,7 +231,7 @@ class Bot:
         if reply == "menu" or (not reply and matching.is_menu_request(self.text)):
             self._menu()
             return
-        if reply == "agent":
+        if reply == "agent" and step != "offer_agent":
             self._start(Intent.AGENT)
             return
         if reply.startswith("intent:"):
@@ -241,7 +241,7 @@ class Bot:
             self._choose_option(int(reply[5:]))
             return
         found = matching.intent_of(self.text) if self.text else None
-        if found and found.intent == Intent.AGENT:
+        if found and found.intent == Intent.AGENT and step != "offer_agent":
             self._start(Intent.AGENT)
             return
 
@@ -441,13 +441,13 @@ class Bot:
         return None
 
     def _on_document(self, found: matching.Match | None) -> bool:
-        if found is not None and not matching.looks_like_document(self.text):
+        if found is not None and not matching.looks_like_document(matching.document_in(self.text)):
             return False  # they changed the subject: follow them
         self.plan.label = "identification"
         attempts = int(self.state.get("attempts") or 0) + 1
         self.state["attempts"] = attempts
         try:
-            document = clean_document(self.text)
+            document = clean_document(matching.document_in(self.text))
         except ValidationError:
             return self._document_retry(attempts, texts.INVALID_DOCUMENT)
         subscriber = self.directory.find_by_document(document)
@@ -607,7 +607,13 @@ class Bot:
         if self.reply_id == "done" or (found is None and matching.is_no(self.text)):
             self._goodbye()
             return True
-        if found is None and matching.is_yes(self.text):
+        # The button, a yes, or "quero falar com atendente": the person who
+        # takes it should be the team of what was refused, not the general one.
+        if (
+            self.reply_id == "agent"
+            or (found is not None and found.intent == Intent.AGENT)
+            or (found is None and matching.is_yes(self.text))
+        ):
             reason = "unlock_refused" if self.state.get("refused") else "requested"
             self._handoff(reason, intent=self.state.get("intent") or Intent.AGENT)
             return True
@@ -657,6 +663,9 @@ class Bot:
 
     def _on_troubleshoot_answer(self, found: matching.Match | None) -> bool:
         self.plan.label = "troubleshooting"
+        if not self.reply_id and found is None and matching.is_wait(self.text):
+            self.plan.say(texts.TAKE_YOUR_TIME)  # still on the steps: the question stands
+            return True
         if self.reply_id == "yes" or (found is None and matching.is_yes(self.text)):
             self.plan.say(texts.GLAD_IT_WORKS)
             self._ask_anything_else()
@@ -717,7 +726,11 @@ class Bot:
         lines = [texts.NOTE_HEADER]
         lines.append(f"Assunto: {texts.INTENT_NAMES.get(intent, intent)}")
         lines.append(f"Motivo da transferência: {texts.REASON_NAMES.get(reason, reason)}")
+        # Later messages of a conversation have not looked the customer up yet
+        # (a tapped "agent", a "não" to the troubleshooting); staff need to know who it is.
         subscriber = self._subscriber
+        if subscriber is None and reason != "directory_error":
+            subscriber = self._identify_quietly()
         if subscriber is not None:
             lines.append(f"Cliente identificado: {subscriber.name} (código {subscriber.code})")
             for contract in subscriber.contracts:

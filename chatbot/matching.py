@@ -35,6 +35,8 @@ _ABBREVIATIONS = {
     "wifi": "internet",
     "wi fi": "internet",
     "2a": "segunda",
+    "2via": "segunda via",
+    "2avia": "segunda via",
     "2ª": "segunda",
     "2": "2",
     "seg": "segunda",
@@ -47,6 +49,9 @@ _ABBREVIATIONS = {
     "tá": "esta",
     "to": "estou",
     "n": "nao",
+    "kero": "quero",
+    "qro": "quero",
+    "pra": "para",
     "s": "sim",
 }
 
@@ -67,14 +72,20 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "pagamento",
         "mensalidade",
         "vencimento",
+        "conta atrasada",
+        "conta esta atrasada",
+        "conta vencida",
+        "conta esta vencida",
     ),
     "trust_unlock": (
         "desbloqueio",
         "desbloqueio de confianca",
         "desbloquear",
+        "liberar",
         "liberar internet",
         "liberar a internet",
         "liberar meu acesso",
+        "falta de pagamento",
         "liberacao",
         "confianca",
         "bloqueada",
@@ -104,6 +115,16 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "los vermelho",
         "caiu",
         "nao pega",
+        "nao tenho internet",
+        "nada de internet",
+        "acabou a internet",
+        "internet sumiu",
+        "internet parada",
+        "internet esta parada",
+        "internet off",
+        "internet esta off",
+        "internet nao voltou",
+        "luz los",
     ),
     "slow_internet": (
         "lenta",
@@ -118,7 +139,23 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "baixa velocidade",
         "ping alto",
         "internet ruim",
+        "internet pessima",
+        "internet esta pessima",
+        "internet esta ruim",
+        "internet horrivel",
+        "internet esta horrivel",
+        "instavel",
+        "instabilidade",
         "sinal fraco",
+        "fraco",
+        "fraca",
+        "lerda",
+        "lerdo",
+        "lag",
+        "lagando",
+        "velocidade contratada",
+        "demora para carregar",
+        "demorando para carregar",
     ),
     "technical_visit": (
         "visita",
@@ -129,9 +166,19 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "reparo",
         "instalacao",
         "trocar roteador",
+        "trocar o roteador",
+        "trocar meu roteador",
         "roteador queimou",
+        "roteador estragou",
+        "roteador quebrou",
+        "roteador com defeito",
+        "roteador de lugar",
         "fio rompido",
         "cabo rompido",
+        "arrebentou",
+        "arrebentado",
+        "mudanca de endereco",
+        "mudar de endereco",
     ),
     "plans": (
         "plano",
@@ -141,6 +188,8 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "upgrade",
         "aumentar velocidade",
         "aumentar a velocidade",
+        "aumentar minha velocidade",
+        "mais velocidade",
         "contratar",
         "assinar",
         "valores",
@@ -148,6 +197,9 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "precos",
         "mega",
         "giga",
+        "quanto custa",
+        "promocao",
+        "cobertura",
     ),
     "cancellation": (
         "cancelar",
@@ -156,12 +208,24 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "encerrar o contrato",
         "rescindir",
         "rescisao",
-        "nao quero mais",
+        "encerrar meu contrato",
+        "encerrar minha internet",
+        "encerrar a internet",
+        "cancelar contrato",
+        "cancelar o contrato",
+        # Not "nao quero mais" alone: "não quero mais nada" ends a chat, and
+        # "não quero mais esperar" asks for a person.
+        "nao quero mais a internet",
+        "nao quero mais internet",
+        "nao quero mais o servico",
+        "nao quero mais o plano",
     ),
     "agent": (
         "atendente",
         "humano",
         "falar com alguem",
+        "chama alguem",
+        "chamar alguem",
         "falar com uma pessoa",
         "pessoa de verdade",
         "operador",
@@ -169,6 +233,12 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "suporte humano",
         "me liga",
         "ligar para mim",
+        "falar com gente",
+        "gente de verdade",
+        "falar com o suporte",
+        "falar com suporte",
+        "nao quero falar com robo",
+        "nao quero robo",
     ),
 }
 
@@ -186,18 +256,35 @@ GREETINGS = (
     "alo",
     "tudo bem",
     "opa",
+    "oii",
 )
 YES = ("sim", "voltou", "funcionou", "deu certo", "resolveu", "isso", "ok", "claro",
-       "pode ser", "ja voltou", "normalizou", "esta funcionando", "agora foi")  # fmt: skip
+       "pode ser", "ja voltou", "normalizou", "esta funcionando", "agora foi", "quero",
+       "aham", "uhum", "positivo", "com certeza", "esta normal")  # fmt: skip
 NO = ("nao", "continua", "ainda nao", "nao funcionou", "nao voltou", "nao deu certo", "nada",
-      "nao resolveu", "mesma coisa", "continua sem")  # fmt: skip
+      "nao resolveu", "mesma coisa", "continua sem", "negativo")  # fmt: skip
+# "Hold on, I'm trying it": not an answer yet ("ok, vou testar" is no yes).
+WAIT = ("vou testar", "vou tentar", "vou fazer", "vou ver", "vou reiniciar", "ja faco",
+        "pera", "perai", "espera", "espera ai", "aguarda", "aguarde", "um momento",
+        "um minuto", "so um minuto", "testando", "reiniciando", "fazendo")  # fmt: skip
 THANKS = ("obrigado", "obrigada", "valeu", "so isso", "tchau", "era so isso", "nada mais",
           "agradeco", "beleza", "show")  # fmt: skip
 
 _PUNCTUATION = re.compile(r"[^\w\s]")
-_NUMBER_ANSWER = re.compile(r"^(?:opcao|opção|numero|n|nº|item)?\s*(\d{1,2})\s*$")
+_NUMBER_ANSWER = re.compile(r"^(?:quero\s+)?(?:[ao]\s+)?(?:(?:opcao|numero|item)\s*)*(\d{1,2})$")
 _KEYCAP = re.compile("([0-9])\ufe0f?\u20e3")
 _REPEATS = re.compile(r"([a-z])\1{2,}")
+# Emojis that answer a yes/no question on their own.
+_YES_EMOJIS = ("👍", "✅", "👌")
+# Real words one slip away from a phrase's word: they mean themselves, never
+# a typo ("vou pegar" is not "pagar", "à vista" not "visita", "perco" not "preço").
+_NOT_TYPOS = frozenset(
+    ("pegar", "pagou", "vista", "perco", "preso", "prego", "pleno", "plana", "lendo", "lente",
+     "lenda", "contrato", "contratos", "contato", "contatos", "atendimento", "tocar", "futura")
+)  # fmt: skip
+# When both are read, the first wins: "cancelar meu plano de 300 mega" names
+# the plan that is being cancelled.
+_OUTRANKS = {"cancellation": ("plans",)}
 
 
 def normalize(text: str) -> str:
@@ -243,7 +330,7 @@ def _fuzzy_equal(word: str, wanted: str) -> bool:
     from reading as "rescisao")."""
     if word == wanted:
         return True
-    if len(wanted) < 5 or word[:1] != wanted[:1]:
+    if word in _NOT_TYPOS or len(wanted) < 5 or word[:1] != wanted[:1]:
         return False
     limit = 1 if len(wanted) < 8 else 2
     if abs(len(word) - len(wanted)) > limit:
@@ -278,10 +365,15 @@ def intent_of(text: str) -> Match | None:
     if not words:
         return None
     best: Match | None = None
+    scores: dict[str, int] = {}
     for intent, phrases in INTENT_PHRASES.items():
         score = sum(len(p) for p in phrases if _contains(words, p))
+        scores[intent] = score
         if score and (best is None or score > best.score):
             best = Match(intent, score)
+    for winner, losers in _OUTRANKS.items():
+        if best is not None and best.intent in losers and scores[winner]:
+            best = Match(winner, scores[winner])
     return best
 
 
@@ -310,14 +402,20 @@ def is_greeting_only(text: str) -> bool:
 
 
 def is_yes(text: str) -> bool:
+    if (text or "").strip() in _YES_EMOJIS:
+        return True
     cleaned = normalize(text)
-    if _matches_any(cleaned, NO):
+    if _matches_any(cleaned, NO) or _matches_any(cleaned, WAIT):
         return False
     return _matches_any(cleaned, YES)
 
 
 def is_no(text: str) -> bool:
     return _matches_any(normalize(text), NO)
+
+
+def is_wait(text: str) -> bool:
+    return _matches_any(normalize(text), WAIT)
 
 
 def is_thanks(text: str) -> bool:
@@ -332,3 +430,20 @@ def looks_like_document(text: str) -> bool:
         and bool(re.fullmatch(r"[0-9A-Za-z]+", bare))
         and any(ch.isdigit() for ch in bare)
     )
+
+
+_DOCUMENT_IN_TEXT = re.compile(
+    r"(?<![0-9A-Za-z])(?:\d{3}[.\s]?\d{3}[.\s]?\d{3}[-.\s]?\d{2}"
+    r"|[0-9A-Za-z]{2}\.?[0-9A-Za-z]{3}\.?[0-9A-Za-z]{3}/?[0-9A-Za-z]{4}-?\d{2})(?![0-9A-Za-z])"
+)
+
+
+def document_in(text: str) -> str:
+    """The CPF/CNPJ inside a sentence ("meu cpf é 529.982.247-25" -> "529.982.247-25"),
+    or the text as it is when none stands out."""
+    text = (text or "").strip()
+    if looks_like_document(text):
+        return text
+    candidates = [m.group(0) for m in _DOCUMENT_IN_TEXT.finditer(text)]
+    found = [c for c in candidates if looks_like_document(c) and any(ch.isdigit() for ch in c)]
+    return found[0] if len(found) == 1 else text

@@ -14,7 +14,7 @@ BOT_HANDOFFS = Counter(
     "bot_handoffs_total",
     "Conversations the bot handed to people, by reason "
     "(requested, intent, not_understood, identification_failed, troubleshooting_failed, "
-    "directory_error, bot_disabled, out_of_hours).",
+    "directory_error, bot_disabled, unlock_refused).",
     ["reason"],
 )
 BOT_SELF_SERVED = Counter(

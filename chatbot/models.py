@@ -4,6 +4,8 @@ texts; the menu is its own table so options can be reordered and routed."""
 
 from __future__ import annotations
 
+import string
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -31,13 +33,29 @@ TEXT_PLACEHOLDERS = ("{name}", "{protocol}", "{position}", "{wait}", "{company}"
 
 
 def _check_placeholders(value: str) -> None:
-    import re
-
-    for found in re.findall(r"\{[^{}]*\}", value or ""):
+    # The bot fills these texts with str.format_map: a stray brace would make
+    # it fail on every message, so refuse what format cannot read.
+    try:
+        fields = list(string.Formatter().parse(value or ""))
+    except ValueError as exc:
+        raise ValidationError(
+            _(
+                "A brace is not closed (%(error)s). Write placeholders as {name}, "
+                "and a literal brace twice: {{ or }}."
+            ),
+            params={"error": exc},
+            code="unbalanced_braces",
+        ) from None
+    for _literal, field, spec, conversion in fields:
+        if field is None:
+            continue
+        found = "{" + field + (f"!{conversion}" if conversion else "")
+        found += (f":{spec}" if spec else "") + "}"
         if found not in TEXT_PLACEHOLDERS:
             raise ValidationError(
                 _("Unknown placeholder %(found)s; use %(allowed)s."),
                 params={"found": found, "allowed": ", ".join(TEXT_PLACEHOLDERS)},
+                code="unknown_placeholder",
             )
 
 

@@ -91,6 +91,7 @@ SLOW_INTERNET_STEPS = (
 )
 DID_IT_WORK = "Depois de seguir esses passos, sua internet voltou ao normal?"
 GLAD_IT_WORKS = "Que ótimo! 🎉 Fico feliz que tenha resolvido."
+TAKE_YOUR_TIME = "Sem pressa! 😊 Quando terminar, me diga se a internet voltou."
 
 ANYTHING_ELSE = "Posso ajudar em mais alguma coisa?"
 HANDOFF_WAIT_UNKNOWN = "alguns minutos"

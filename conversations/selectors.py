@@ -154,15 +154,22 @@ def queue_place(conversation: Conversation) -> QueuePlace:
     """Where a queued conversation stands in its team's queue and a rough wait:
     the median recent wait from queue to first answer, times the conversations
     ahead, divided among the team's online agents."""
-    ahead = Conversation.objects.filter(
-        state=Conversation.State.QUEUED,
-        assignee__isnull=True,
-        team_id=conversation.team_id,
-    ).filter(
-        Q(queued_at__lt=conversation.queued_at)
-        | Q(queued_at=conversation.queued_at, pk__lt=conversation.pk)
-    )
-    position = ahead.count() + 1 if conversation.queued_at else 1
+    position = 1
+    # Not queued yet (still with the bot): nobody to count ahead, and a
+    # queued_at__lt=None filter would raise.
+    if conversation.queued_at is not None:
+        position += (
+            Conversation.objects.filter(
+                state=Conversation.State.QUEUED,
+                assignee__isnull=True,
+                team_id=conversation.team_id,
+            )
+            .filter(
+                Q(queued_at__lt=conversation.queued_at)
+                | Q(queued_at=conversation.queued_at, pk__lt=conversation.pk)
+            )
+            .count()
+        )
     since = timezone.now() - WAIT_HISTORY
     recent = list(
         Conversation.objects.filter(
