@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import Team
-from chatbot.models import MenuOption
+from chatbot.models import DEFAULT_MENU, MenuOption
 from chatbot.tasks import handle_message
 from conversations import channels
 from conversations.models import Conversation, Inbox, Message
@@ -45,6 +45,16 @@ def _bot_installed(_no_channel_registrations: None) -> None:  # noqa: F811
     channels.register_bot(handle_message)
 
 
+def ensure_default_menu() -> None:
+    """The migration's menu. A transactional test (transaction=True) flushes
+    every table, data migrations' rows included, for the tests after it."""
+    if not MenuOption.objects.exists():
+        MenuOption.objects.bulk_create(
+            MenuOption(position=p, label=label, description=d, intent=i)
+            for p, label, d, i in DEFAULT_MENU
+        )
+
+
 @pytest.fixture
 def sales(db: None) -> Team:
     return Team.objects.create(name="Comercial")
@@ -53,6 +63,7 @@ def sales(db: None) -> Team:
 @pytest.fixture
 def routed_menu(support: Team, finance: Team, sales: Team) -> None:  # noqa: F811
     """The default menu with each option routed to its team."""
+    ensure_default_menu()
     routes = {
         "invoice": finance,
         "trust_unlock": finance,
@@ -74,6 +85,7 @@ Say = Callable[..., list[Message]]
 @pytest.fixture
 def say(inbox: Inbox) -> Say:  # noqa: F811
     """The customer writes ``text`` (or taps ``reply_id``); the bot answers."""
+    ensure_default_menu()
     counter = iter(range(1, 10**6))
 
     def _say(
