@@ -19,10 +19,8 @@ from subscribers.directory import (
     SubscriberInfo,
     UnlockResult,
 )
-from subscribers.models import Contract, Invoice, Outage, Plan, Subscriber
+from subscribers.models import DOCUMENT_PURPOSE, Contract, Invoice, Outage, Plan, Subscriber
 from subscribers.text import fold
-
-DOCUMENT_PURPOSE = "subscribers.Subscriber.document"
 
 
 def _plan(plan: Plan) -> PlanInfo:

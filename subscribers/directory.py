@@ -20,7 +20,10 @@ from functools import cache
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
+
+from ispsupport.cache import get_or_fetch
 
 
 @dataclass(frozen=True)
@@ -142,11 +145,71 @@ class SubscriberDirectory(abc.ABC):
         """Known open outages affecting ``region`` (case and accents ignored)."""
 
 
+class CachedDirectory(SubscriberDirectory):
+    """An ERP adapter's answers, kept for ``ttl`` seconds.
+
+    The bot looks the same customer up on every message of a conversation and
+    an ERP call can take seconds. Keys carry a keyed hash of phones and
+    documents, never the values. A trust unlock is never cached. Failures
+    (``DirectoryError``) are not cached: the next message asks again.
+    """
+
+    def __init__(self, inner: SubscriberDirectory, *, ttl: int = 60) -> None:
+        self.inner = inner
+        self.ttl = ttl
+
+    def _key(self, kind: str, value: str) -> str:
+        digest = salted_hmac("subscribers.directory.cache", value, algorithm="sha256")
+        return f"subscribers:{kind}:{digest.hexdigest()[:32]}"
+
+    def find_by_phone(self, phone: str) -> list[SubscriberInfo]:
+        return get_or_fetch(
+            self._key("phone", phone), lambda: self.inner.find_by_phone(phone), ttl=self.ttl
+        )
+
+    def find_by_document(self, document: str) -> SubscriberInfo | None:
+        return get_or_fetch(
+            self._key("document", document),
+            lambda: self.inner.find_by_document(document),
+            ttl=self.ttl,
+        )
+
+    def get(self, code: str) -> SubscriberInfo | None:
+        return get_or_fetch(self._key("code", code), lambda: self.inner.get(code), ttl=self.ttl)
+
+    def open_invoices(self, subscriber_code: str) -> list[InvoiceInfo]:
+        return get_or_fetch(
+            self._key("invoices", subscriber_code),
+            lambda: self.inner.open_invoices(subscriber_code),
+            ttl=self.ttl,
+        )
+
+    def request_trust_unlock(self, contract_code: str) -> UnlockResult:
+        # Never cached. The subscriber's cached contracts may say "suspended"
+        # for up to ``ttl`` more seconds; asking again then answers
+        # "already_unlocked", so the customer is not misled.
+        return self.inner.request_trust_unlock(contract_code)
+
+    def open_outages(self, region: str) -> list[OutageInfo]:
+        return get_or_fetch(
+            self._key("outages", region.casefold()),
+            lambda: self.inner.open_outages(region),
+            ttl=self.ttl,
+        )
+
+
 @cache
 def _directory_class(path: str) -> type[SubscriberDirectory]:
     return import_string(path)  # type: ignore[no-any-return]
 
 
 def get_directory() -> SubscriberDirectory:
-    """The configured directory (``SUBSCRIBER_DIRECTORY``)."""
-    return _directory_class(settings.SUBSCRIBER_DIRECTORY)()
+    """The configured directory (``SUBSCRIBER_DIRECTORY``).
+
+    The built-in one reads this database, always fresh and cheap; any other
+    (an ERP adapter) is wrapped in ``CachedDirectory``.
+    """
+    directory = _directory_class(settings.SUBSCRIBER_DIRECTORY)()
+    if settings.SUBSCRIBER_DIRECTORY == "subscribers.builtin.DatabaseDirectory":
+        return directory
+    return CachedDirectory(directory)

@@ -14,6 +14,10 @@ from django.utils.translation import gettext_lazy as _
 
 from ispsupport import crypto
 
+# Salts the CPF/CNPJ lookup hash of subscribers (ispsupport.identity.document_hash),
+# so the same document hashes differently here and in contacts.
+DOCUMENT_PURPOSE = "subscribers.Subscriber.document"
+
 
 class Plan(models.Model):
     code = models.CharField(_("ERP code"), max_length=40, unique=True)

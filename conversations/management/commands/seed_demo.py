@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.db.models import Max, OuterRef, Q, Subquery
@@ -304,8 +305,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reset",
             action="store_true",
-            help="Delete the demo contacts, their conversations and messages first "
-            "(only reports what it would delete unless --commit is given too).",
+            help="Delete the demo contacts, their conversations and messages (and the demo "
+            "subscribers) first (only reports what it would delete unless --commit is given too).",
         )
         parser.add_argument("--commit", action="store_true", help="Really delete with --reset.")
         parser.add_argument("--batch-size", type=int, default=5000)
@@ -319,6 +320,7 @@ class Command(BaseCommand):
         self.batch_size: int = options["batch_size"]
         if options["reset"] and not options["commit"]:
             self._report_reset()
+            self._seed_subscribers(options)
             return
         if options["reset"]:
             self._reset()
@@ -351,6 +353,25 @@ class Command(BaseCommand):
                 + f", {stats.messages} messages, {stats.notes} notes."
             )
         )
+        self._seed_subscribers(options)
+        if "seed_bot" in get_commands():
+            # After the teams exist: the bot's menu is routed to them.
+            call_command("seed_bot", stdout=self.stdout, stderr=self.stderr)
+
+    def _seed_subscribers(self, options: dict[str, Any]) -> None:
+        """The ISP's demo plans, subscribers and invoices, for the bot to look up.
+
+        Called by name: conversations knows nothing of the subscribers app, and
+        a project without it still seeds the helpdesk.
+        """
+        if "seed_subscribers" in get_commands():
+            call_command(
+                "seed_subscribers",
+                stdout=self.stdout,
+                stderr=self.stderr,
+                reset=options["reset"],
+                commit=options["commit"],
+            )
 
     # --- Configuration -----------------------------------------------------------------
 
