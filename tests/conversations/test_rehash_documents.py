@@ -29,7 +29,25 @@ def rehash(*args: str) -> tuple[str, str]:
 
 
 def summary(output: str) -> str:
-    return re.sub(r"in \d+\.\d s", "in _ s", output.strip().splitlines()[-1])
+    """The contacts' summary line (the subscribers' run follows it)."""
+    line = next(x for x in output.splitlines() if "contacts with a CPF/CNPJ" in x)
+    return re.sub(r"in \d+\.\d s", "in _ s", line)
+
+
+def test_subscribers_documents_are_rehashed_too(settings: Any, db: None) -> None:
+    from ispsupport.identity import document_hash
+    from subscribers.models import DOCUMENT_PURPOSE, Subscriber
+    from subscribers.services import subscriber_set_document
+
+    owner = Subscriber.objects.create(code="C-1", name="Maria Souza")
+    subscriber_set_document(subscriber=owner, raw="529.982.247-25")
+    settings.SECRET_KEY = NEW_SECRET
+
+    out, _err = rehash("--commit")
+
+    owner.refresh_from_db()
+    assert "1 subscribers with a CPF/CNPJ" in out
+    assert owner.document_hash == document_hash("52998224725", purpose=DOCUMENT_PURPOSE)
 
 
 @pytest.fixture

@@ -15,14 +15,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-from django.conf import settings
+from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
 
 from conversations.models import Contact
-from ispsupport.crypto import DecryptionError, decrypt, rotate
-from ispsupport.identity import document_hash
+from ispsupport.documents import RehashReport, rehash_documents
 
 
 class Command(BaseCommand):
@@ -37,69 +34,44 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.monotonic()
         commit: bool = options["commit"]
-        size: int = max(1, options["batch_size"])
-        newest = Fernet(settings.FERNET_KEYS[0])
-        rows = Contact.objects.exclude(document_encrypted="")
-        total = rows.count()
-        checked = rehashed = reencrypted = 0
-        unreadable: list[int] = []
-        last_pk = 0
-        while True:
-            with transaction.atomic():
-                batch = rows.filter(pk__gt=last_pk).order_by("pk")
-                if commit:
-                    # Locked, so a contact edited meanwhile is not written back stale.
-                    batch = batch.select_for_update()
-                batch = list(batch.only("pk", "document_encrypted", "document_hash")[:size])
-                if not batch:
-                    break
-                last_pk = batch[-1].pk
-                changed = []
-                for contact in batch:
-                    checked += 1
-                    try:
-                        document = decrypt(contact.document_encrypted)
-                    except DecryptionError:
-                        unreadable.append(contact.pk)
-                        continue
-                    fields = []
-                    digest = document_hash(document)
-                    if contact.document_hash != digest:
-                        contact.document_hash = digest
-                        fields.append("document_hash")
-                        rehashed += 1
-                    if not _readable_with(newest, contact.document_encrypted):
-                        contact.document_encrypted = rotate(contact.document_encrypted)
-                        fields.append("document_encrypted")
-                        reencrypted += 1
-                    if fields:
-                        changed.append(contact)
-                if commit and changed:
-                    Contact.objects.bulk_update(changed, ["document_hash", "document_encrypted"])
+
+        def progress(report: RehashReport) -> None:
             self.stdout.write(
-                f"Contacts: {checked}/{total} checked, {rehashed} hashes to recompute, "
-                f"{reencrypted} to re-encrypt"
+                f"Contacts: {report.checked}/{report.total} checked, {report.rehashed} hashes "
+                f"to recompute, {report.reencrypted} to re-encrypt"
             )
+
+        report = rehash_documents(
+            Contact,
+            purpose="conversations.Contact.document",
+            commit=commit,
+            batch_size=max(1, options["batch_size"]),
+            progress=progress,
+        )
         verb = "changed" if commit else "would change"
         summary = (
-            f"{total} contacts with a CPF/CNPJ in {time.monotonic() - started:.1f} s: "
-            f"{rehashed} lookup hashes {verb}, {reencrypted} documents {verb} to the newest key, "
-            f"{len(unreadable)} unreadable."
+            f"{report.total} contacts with a CPF/CNPJ in {time.monotonic() - started:.1f} s: "
+            f"{report.rehashed} lookup hashes {verb}, {report.reencrypted} documents {verb} to "
+            f"the newest key, {len(report.unreadable)} unreadable."
         )
         if not commit:
             summary += " Dry run: nothing written; add --commit to apply."
         self.stdout.write(self.style.SUCCESS(summary))
-        if unreadable:
-            shown = ", ".join(map(str, unreadable[:20])) + (" ..." if len(unreadable) > 20 else "")
+        if report.unreadable:
+            shown = ", ".join(map(str, report.unreadable[:20])) + (
+                " ..." if len(report.unreadable) > 20 else ""
+            )
             self.stderr.write(
                 f"No key in FERNET_KEYS opens the document of contacts {shown}: put the old key "
                 "back in FERNET_KEYS (after the new one) and run again."
             )
-
-
-def _readable_with(fernet: Fernet, token: str) -> bool:
-    try:
-        fernet.decrypt(token.encode())
-    except InvalidToken:
-        return False
-    return True
+        # Subscribers keep CPF/CNPJ too; called by name (conversations does not
+        # import the subscribers app).
+        if "rehash_subscriber_documents" in get_commands():
+            call_command(
+                "rehash_subscriber_documents",
+                commit=commit,
+                batch_size=options["batch_size"],
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
