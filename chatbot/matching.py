@@ -59,6 +59,8 @@ _ABBREVIATIONS = {
 # "quero cancelar o boleto" is about the invoice only if nothing longer matches.
 INTENT_PHRASES: dict[str, tuple[str, ...]] = {
     "invoice": (
+        "minha conta",
+        "financeiro",
         "segunda via",
         "2 via",
         "boleto",
@@ -99,6 +101,11 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "suspenso",
     ),
     "no_internet": (
+        "piscando vermelho",
+        "luz piscando",
+        "nao consigo acessar",
+        "nao consigo navegar",
+        "nao carrega nada",
         "sem internet",
         "internet caiu",
         "caiu a internet",
@@ -127,6 +134,9 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "luz los",
     ),
     "slow_internet": (
+        "internet esta ruim",
+        "internet esta muito ruim",
+        "internet muito ruim",
         "lenta",
         "lento",
         "lentidao",
@@ -181,6 +191,8 @@ INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "mudar de endereco",
     ),
     "plans": (
+        "comercial",
+        "vendas",
         "plano",
         "planos",
         "mudar de plano",

@@ -14,6 +14,13 @@ INTENTS: list[tuple[str, str]] = [
     ("oi, preciso da segunda via do boleto", "invoice"),
     ("segunda via", "invoice"),
     ("2 via", "invoice"),
+    # Phrasings first tried by hand after the table was written.
+    ("a internet ta muito ruim hoje", "slow_internet"),
+    ("o roteador ta piscando vermelho", "no_internet"),
+    ("nao consigo acessar nada", "no_internet"),
+    ("quero falar com o financeiro", "invoice"),
+    ("quanto ta a minha conta", "invoice"),
+    ("quero falar com o comercial", "plans"),
     ("2a via", "invoice"),
     ("2ª via do boleto", "invoice"),
     ("2° via", "invoice"),
