@@ -4,8 +4,10 @@ Fernet key, in locked batches. Used by each app's ``rehash_*`` command."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
@@ -81,3 +83,44 @@ def _readable_with(fernet: Fernet, token: str) -> bool:
     except InvalidToken:
         return False
     return True
+
+
+def run_rehash_command(
+    command: Any, model: type[models.Model], *, purpose: str, label: str, options: dict[str, Any]
+) -> RehashReport:
+    """The ``rehash_*`` commands' common body: progress lines, a summary, and
+    the ids no key opens on stderr. ``label`` names the rows ("contacts")."""
+    started = time.monotonic()
+    commit: bool = options["commit"]
+
+    def progress(report: RehashReport) -> None:
+        command.stdout.write(
+            f"{label.capitalize()}: {report.checked}/{report.total} checked, {report.rehashed} "
+            f"hashes to recompute, {report.reencrypted} to re-encrypt"
+        )
+
+    report = rehash_documents(
+        model,
+        purpose=purpose,
+        commit=commit,
+        batch_size=max(1, options["batch_size"]),
+        progress=progress,
+    )
+    verb = "changed" if commit else "would change"
+    summary = (
+        f"{report.total} {label} with a CPF/CNPJ in {time.monotonic() - started:.1f} s: "
+        f"{report.rehashed} lookup hashes {verb}, {report.reencrypted} documents {verb} to "
+        f"the newest key, {len(report.unreadable)} unreadable."
+    )
+    if not commit:
+        summary += " Dry run: nothing written; add --commit to apply."
+    command.stdout.write(command.style.SUCCESS(summary))
+    if report.unreadable:
+        shown = ", ".join(map(str, report.unreadable[:20])) + (
+            " ..." if len(report.unreadable) > 20 else ""
+        )
+        command.stderr.write(
+            f"No key in FERNET_KEYS opens the document of {label} {shown}: put the old key "
+            "back in FERNET_KEYS (after the new one) and run again."
+        )
+    return report
