@@ -98,10 +98,13 @@ def _changed(
     conversation: Conversation,
     *,
     previous_assignee_id: int | None = None,
+    previous_team_id: int | None = None,
     state_changed: bool = True,
 ) -> None:
     """After the commit: tell the consoles, and recount the states for /metrics."""
-    events.conversation_changed(conversation, previous_assignee_id=previous_assignee_id)
+    events.conversation_changed(
+        conversation, previous_assignee_id=previous_assignee_id, previous_team_id=previous_team_id
+    )
     if state_changed:
         metrics.state_counts_changed()
 
@@ -913,6 +916,7 @@ def conversation_handoff(
             code="invalid_transition",
         )
     _transition(conversation, State.QUEUED, action=_("handed off"))
+    previous_team = conversation.team_id
     fields = _enqueue_in_team(conversation, team or conversation.team, timezone.now())
     _save(conversation, *fields)
     logger.info(
@@ -921,7 +925,7 @@ def conversation_handoff(
         team=conversation.team_id,
         reason=reason,
     )
-    _changed(conversation)
+    _changed(conversation, previous_team_id=previous_team)
     return conversation
 
 
@@ -1017,7 +1021,7 @@ def conversation_transfer(
         raise ValidationError({"team": [_("Choose a team or an agent.")]})
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     _check_may_write(conversation, actor)
-    previous = conversation.assignee_id
+    previous, previous_team = conversation.assignee_id, conversation.team_id
     now = timezone.now()
     if agent is not None:
         target_team = team or conversation.team
@@ -1042,7 +1046,7 @@ def conversation_transfer(
         agent=conversation.assignee_id,
         actor=actor.pk,
     )
-    _changed(conversation, previous_assignee_id=previous)
+    _changed(conversation, previous_assignee_id=previous, previous_team_id=previous_team)
     return conversation
 
 

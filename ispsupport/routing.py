@@ -1,6 +1,9 @@
-"""Websocket routes. The apps add theirs here (the console consumer comes with
-the agent console)."""
+"""Websocket routes: the agent console's live socket, one per browser tab."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from conversations.consumers import ConsoleConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/console/", ConsoleConsumer.as_asgi()),
+]
