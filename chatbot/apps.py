@@ -9,10 +9,15 @@ class ChatbotConfig(AppConfig):
     def ready(self) -> None:
         from chatbot import config, csat
         from chatbot.tasks import handle_message
-        from conversations import channels
+        from conversations import channels, panels
 
         # The core enqueues "handle inbound message N" for conversations in
         # state "bot"; this app is who does it.
         channels.register_bot(handle_message)
+        # The subscriber behind the contact (plan, contract, invoices, outages),
+        # next to every conversation in the console.
+        panels.register_panel(
+            "subscriber", title=_("Subscriber"), url_name="panel-subscriber", order=10
+        )
         config.connect()
         csat.connect()

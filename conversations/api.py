@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from accounts.api import TeamRefSerializer
 from accounts.models import Team, User
 from accounts.permissions import IsSupervisor
-from conversations import selectors, services
+from conversations import channels, selectors, services
 from conversations.models import CannedReply, Contact, Conversation, Message, Note, Tag
 
 State = Conversation.State
@@ -317,6 +317,17 @@ class TagsSerializer(serializers.Serializer):
     )
 
 
+class TemplateParameterSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["text"], default="text")
+    text = serializers.CharField(max_length=1024, trim_whitespace=True)
+
+
+class TemplateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=512)
+    language = serializers.CharField(max_length=20)
+    parameters = TemplateParameterSerializer(many=True, required=False, default=list)
+
+
 class MessageCreateSerializer(serializers.Serializer):
     text = serializers.CharField(required=False, allow_blank=True, max_length=4096)
     canned_reply = serializers.IntegerField(required=False)
@@ -329,10 +340,22 @@ class MessageCreateSerializer(serializers.Serializer):
         ),
     )
     reply_to = serializers.IntegerField(required=False, allow_null=True)
+    kind = serializers.ChoiceField(
+        choices=[Message.Kind.TEXT, Message.Kind.TEMPLATE],
+        default=Message.Kind.TEXT,
+        help_text=_(
+            "'template' sends one of the channel's approved templates, the only thing "
+            "WhatsApp delivers once 24 hours have passed since the customer's last message."
+        ),
+    )
+    template = TemplateSerializer(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         conversation: Conversation = self.context["conversation"]
         user: User = self.context["user"]
+        if attrs.get("kind") == Message.Kind.TEMPLATE:
+            return self._validate_template(attrs, conversation)
+        attrs.pop("template", None)
         text = attrs.get("text", "")
         reply_id = attrs.pop("canned_reply", None)
         if reply_id is not None and text.strip():
@@ -359,6 +382,65 @@ class MessageCreateSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {"reply_to": [_("No such message in this conversation.")]}
                 )
+        return attrs
+
+    def _validate_template(
+        self, attrs: dict[str, Any], conversation: Conversation
+    ) -> dict[str, Any]:
+        given = attrs.pop("template", None)
+        if given is None:
+            raise serializers.ValidationError({"template": [_("Choose a template.")]})
+        offered = next(
+            (
+                t
+                for t in channels.templates_for(conversation.inbox)
+                if t["name"] == given["name"] and t["language"] == given["language"]
+            ),
+            None,
+        )
+        if offered is None:
+            raise serializers.ValidationError(
+                {
+                    "template": [
+                        _("This number has no approved template with that name and language.")
+                    ]
+                }
+            )
+        if not offered.get("sendable", True):
+            raise serializers.ValidationError(
+                {
+                    "template": [
+                        _(
+                            "This template needs more than text parameters; "
+                            "send it from WhatsApp Manager."
+                        )
+                    ]
+                }
+            )
+        values = [p["text"] for p in given.get("parameters", [])]
+        if len(values) != offered["params"]:
+            raise serializers.ValidationError(
+                {
+                    "template": [
+                        _("This template takes %(count)d parameter(s); %(given)d given.")
+                        % {"count": offered["params"], "given": len(values)}
+                    ]
+                }
+            )
+        # The stored text is what the customer will read: the approved body
+        # filled on the server, not whatever preview the client sent.
+        text = offered["body"]
+        for name, value in zip(offered["variables"], values, strict=True):
+            text = re.sub(
+                r"\{\{\s*" + re.escape(str(name)) + r"\s*\}\}", lambda _m, v=value: v, text
+            )
+        payload: dict[str, Any] = {"name": offered["name"], "language": offered["language"]}
+        if values:
+            payload["components"] = [
+                {"type": "body", "parameters": [{"type": "text", "text": v} for v in values]}
+            ]
+        attrs.update(text=text, kind=Message.Kind.TEMPLATE, payload=payload, reply_to=None)
+        attrs.pop("canned_reply", None)
         return attrs
 
 
@@ -598,6 +680,8 @@ class ConversationViewSet(viewsets.GenericViewSet):
         received = services.message_send(
             conversation=conversation,
             text=data.validated_data["text"],
+            kind=data.validated_data["kind"],
+            payload=data.validated_data.get("payload"),
             actor=request.user,  # type: ignore[arg-type]
             client_key=data.validated_data.get("client_key"),
             reply_to=data.validated_data.get("reply_to"),

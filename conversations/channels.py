@@ -4,10 +4,15 @@ A channel app (``whatsapp``) registers, in its ``AppConfig.ready()``, the task
 that delivers an outbound message of its channel; the bot registers the task
 that handles an inbound message of a conversation in state ``bot``. The core
 enqueues them by message id without knowing who runs them.
+
+A channel whose provider only allows pre-approved messages after a while
+(WhatsApp's 24-hour window) also registers a function listing those templates,
+so the console can offer them without importing the channel.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -19,6 +24,7 @@ logger = structlog.get_logger(__name__)
 
 _senders: dict[str, Task[..., Any]] = {}
 _bot: list[Task[..., Any]] = []
+_templates: dict[str, Callable[[Any], list[dict[str, Any]]]] = {}
 
 
 def register_sender(channel: str, task: Task[..., Any]) -> None:
@@ -31,8 +37,32 @@ def register_bot(task: Task[..., Any]) -> None:
     _bot[:] = [task]
 
 
+def register_templates(channel: str, fn: Callable[[Any], list[dict[str, Any]]]) -> None:
+    """``fn(inbox)`` lists the approved templates an agent may send in ``inbox``,
+    each a dict: ``name``, ``language``, ``category``, ``body`` (the text with its
+    ``{{1}}``-style variables), ``variables`` (their names, in order), ``params``
+    (how many) and ``sendable`` (False when it needs more than body text, e.g.
+    a media header)."""
+    _templates[channel] = fn
+
+
+def templates_for(inbox: Any) -> list[dict[str, Any]]:
+    """The templates of ``inbox``'s channel; [] when the channel has none or
+    its listing fails (the console then just offers no template)."""
+    fn = _templates.get(inbox.channel)
+    if fn is None:
+        return []
+    try:
+        return list(fn(inbox))
+    except Exception:
+        logger.exception("template_listing_failed", channel=inbox.channel, inbox_id=inbox.pk)
+        return []
+
+
 def unregister_all() -> None:
     """Forget every registration (tests only)."""
+    # Template listings stay: they only read, and the tests' fixture that calls
+    # this restores senders and the bot afterwards, not listings.
     _senders.clear()
     _bot.clear()
 

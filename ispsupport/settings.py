@@ -121,6 +121,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "csp.context_processors.nonce",
+                "whatsapp.context.simulator",
             ],
         },
     },
@@ -290,7 +291,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # "state" names both a conversation's and a circuit breaker's states.
-    "ENUM_NAME_OVERRIDES": {"ConversationStateEnum": "conversations.models.Conversation.State"},
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStateEnum": "conversations.models.Conversation.State",
+        # What an agent may send through the API (the message kinds it may write).
+        "OutboundMessageKindEnum": ["text", "template"],
+        "MessageKindEnum": "conversations.models.Message.Kind",
+    },
 }
 
 # --- CORS --------------------------------------------------------------------
@@ -434,6 +440,13 @@ GEMINI_MIN_CONFIDENCE = env_float("GEMINI_MIN_CONFIDENCE", default=0.7, minimum=
 # created or updated at migrate); more numbers are added in admin. Without an
 # access token the sandbox transport records outbound messages instead.
 WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID") or ""
+# Where the customer simulator posts its signed webhooks; empty = this
+# server, at the host the simulator page was opened on.
+SIMULATOR_WEBHOOK_URL = env_str("SIMULATOR_WEBHOOK_URL") or ""
+# Only for a worker process on the embedded defaults (no REDIS_URL): where it
+# hands its live events to daphne, whose in-memory layer it cannot reach.
+# scripts/serve sets it; with Redis leave it empty.
+EVENTS_RELAY_URL = env_str("EVENTS_RELAY_URL") or ""
 WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN") or ""
 WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET") or ""
 WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN") or ""

@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -12,5 +16,45 @@ class WhatsAppConfig(AppConfig):
 
         # The core enqueues "deliver message N"; this app is who does it.
         channels.register_sender("whatsapp", send_message)
+        # After 24 hours only approved templates may be sent: the console lists them.
+        channels.register_templates("whatsapp", approved_templates)
         metrics.register()
         signals.connect()
+
+
+def approved_templates(inbox: Any) -> list[dict[str, Any]]:
+    """The approved templates of the WhatsApp number behind ``inbox``, in the
+    shape ``conversations.channels.templates_for`` documents."""
+    from whatsapp.models import MessageTemplate
+    from whatsapp.templates import template_variables
+
+    listed = []
+    for template in MessageTemplate.objects.filter(
+        account__inbox_id=inbox.pk, status__iexact="APPROVED"
+    ).order_by("name", "language"):
+        variables = template_variables(template)
+        body = next(
+            (
+                str(c.get("text") or "")
+                for c in template.components or []
+                if isinstance(c, dict) and str(c.get("type", "")).upper() == "BODY"
+            ),
+            "",
+        )
+        header = variables["header"]
+        listed.append(
+            {
+                "id": template.pk,
+                "name": template.name,
+                "language": template.language,
+                "category": template.category,
+                "body": body,
+                "variables": list(variables["body"]["variables"]),
+                "params": len(variables["body"]["variables"]),
+                # Only body text variables can be filled in the console's form.
+                "sendable": header["format"] in (None, "text")
+                and not header["variables"]
+                and not variables["buttons"],
+            }
+        )
+    return listed

@@ -1,0 +1,142 @@
+"""Sending an approved template through the messages API: what an agent does
+once the 24-hour window has closed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import User
+from conversations.models import Conversation, Inbox, Message
+from tests.conversations.api_helpers import CONVERSATIONS, call
+from tests.conversations.conftest import hours_ago
+from whatsapp.models import MessageTemplate, WhatsAppAccount
+
+
+@pytest.fixture
+def closed(conversation: Conversation, inbox: Inbox) -> Conversation:
+    """A conversation whose customer last wrote 25 hours ago, on a WhatsApp
+    number with one approved two-parameter template and one rejected one."""
+    Conversation.objects.filter(pk=conversation.pk).update(last_inbound_at=hours_ago(25))
+    account = WhatsAppAccount.objects.create(inbox=inbox, name="Suporte", phone_number_id="1099")
+    now = timezone.now()
+    MessageTemplate.objects.create(
+        account=account,
+        name="retomar_contato",
+        language="pt_BR",
+        category="UTILITY",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Olá {{1}}, sobre o protocolo {{2}}: podemos falar?"}],
+        synced_at=now,
+    )
+    MessageTemplate.objects.create(
+        account=account,
+        name="recusado",
+        language="pt_BR",
+        status="REJECTED",
+        components=[{"type": "BODY", "text": "x"}],
+        synced_at=now,
+    )
+    conversation.refresh_from_db()
+    return conversation
+
+
+def _send(client: Client, user: User, conversation: Conversation, body: dict[str, Any]) -> Any:
+    return call(client, "post", f"{CONVERSATIONS}{conversation.pk}/messages/", user, body)
+
+
+def _template(name: str = "retomar_contato", *params: str) -> dict[str, Any]:
+    return {
+        "kind": "template",
+        "template": {
+            "name": name,
+            "language": "pt_BR",
+            "parameters": [{"type": "text", "text": p} for p in params],
+        },
+    }
+
+
+def test_free_text_is_refused_but_an_approved_template_goes_out(
+    client: Client, agent: User, closed: Conversation
+) -> None:
+    refused = _send(client, agent, closed, {"text": "Oi, tudo certo?"})
+    assert refused.status_code == 409
+
+    response = _send(
+        client, agent, closed, {**_template("retomar_contato", "Maria", "2026-000042")}
+    )
+
+    assert response.status_code == 201, response.json()
+    message = Message.objects.get(pk=response.json()["id"])
+    assert message.kind == Message.Kind.TEMPLATE
+    assert message.status == Message.Status.PENDING
+    # The text agents read is the approved body filled on the server.
+    assert message.text == "Olá Maria, sobre o protocolo 2026-000042: podemos falar?"
+    assert message.payload == {
+        "name": "retomar_contato",
+        "language": "pt_BR",
+        "components": [
+            {
+                "type": "body",
+                "parameters": [
+                    {"type": "text", "text": "Maria"},
+                    {"type": "text", "text": "2026-000042"},
+                ],
+            }
+        ],
+    }
+
+
+def test_a_retry_with_the_same_key_sends_the_template_once(
+    client: Client, agent: User, closed: Conversation
+) -> None:
+    body = {**_template("retomar_contato", "Maria", "42"), "client_key": "tpl-1"}
+
+    first = _send(client, agent, closed, body)
+    again = _send(client, agent, closed, body)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert Message.objects.filter(conversation=closed, kind="template").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (_template("recusado"), "no approved template"),
+        (_template("nao_existe", "a"), "no approved template"),
+        (_template("retomar_contato", "Maria"), "takes 2 parameter(s); 1 given"),
+        ({"kind": "template"}, "Choose a template."),
+        (
+            {
+                "kind": "template",
+                "template": {
+                    "name": "retomar_contato",
+                    "language": "pt_BR",
+                    "parameters": [{"type": "image", "text": "x"}],
+                },
+            },
+            "not a valid choice",
+        ),
+    ],
+    ids=["rejected", "unknown", "too-few-params", "missing", "non-text-param"],
+)
+def test_a_bad_template_request_is_a_400_that_says_why_and_sends_nothing(
+    client: Client, agent: User, closed: Conversation, body: dict[str, Any], error: str
+) -> None:
+    response = _send(client, agent, closed, body)
+
+    assert response.status_code == 400
+    assert error in str(response.json())
+    assert not Message.objects.filter(conversation=closed, kind="template").exists()
+
+
+def test_an_agent_of_another_team_cannot_send_a_template_here(
+    client: Client, outsider: User, closed: Conversation
+) -> None:
+    response = _send(client, outsider, closed, _template("retomar_contato", "Maria", "42"))
+
+    assert response.status_code == 404
