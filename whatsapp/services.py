@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -447,6 +448,8 @@ def account_bootstrap_from_env() -> WhatsAppAccount | None:
         ):
             account.verify_token = settings.WHATSAPP_VERIFY_TOKEN
             changed = True
+        if _give_sandbox_secret(account):
+            changed = True
         if changed:
             account.save()
     accounts_invalidate(phone_number_id)
@@ -460,3 +463,62 @@ def account_bootstrap_from_env() -> WhatsAppAccount | None:
     elif changed:
         logger.info("whatsapp_account_updated_from_env", phone_number_id=phone_number_id)
     return account
+
+
+def _give_sandbox_secret(account: WhatsAppAccount) -> bool:
+    """A sandbox number with no app secret of its own gets a random one, so the
+    customer simulator can sign its webhooks; True if it got one. A live
+    number never does: Meta signs with the app's real secret, which only its
+    admin can type."""
+    if not account.is_sandbox or account.app_secret_encrypted or settings.WHATSAPP_APP_SECRET:
+        return False
+    account.app_secret = secrets.token_hex(32)
+    return True
+
+
+def account_ensure_sandbox_secret(*, account: WhatsAppAccount) -> str:
+    """The secret the simulator signs ``account``'s webhooks with: its own app
+    secret, else the environment's, else (sandbox numbers only) a new random
+    one saved on it. '' when a live number has none."""
+    if not account.app_secret_encrypted and _give_sandbox_secret(account):
+        account.save(update_fields=["app_secret_encrypted", "updated_at"])
+        logger.info("whatsapp_sandbox_secret_generated", phone_number_id=account.phone_number_id)
+    return account.app_secret or settings.WHATSAPP_APP_SECRET or ""
+
+
+DEMO_PHONE_NUMBER_ID = "sandbox-demo"
+
+
+def account_ensure_demo() -> WhatsAppAccount | None:
+    """A sandbox number for a machine that has none, so `make run` can be tried
+    end to end with the customer simulator before anyone owns a WhatsApp
+    Business account. Returns the number it created, None when one exists."""
+    with transaction.atomic():
+        if WhatsAppAccount.objects.select_for_update().exists():
+            return None
+        inbox = Inbox.objects.create(name="WhatsApp (sandbox)", channel="whatsapp")
+        account = WhatsAppAccount(
+            inbox=inbox, name="WhatsApp (sandbox)", phone_number_id=DEMO_PHONE_NUMBER_ID
+        )
+        _give_sandbox_secret(account)
+        account.save()
+    accounts_invalidate(DEMO_PHONE_NUMBER_ID)
+    logger.info("whatsapp_demo_number_created", phone_number_id=DEMO_PHONE_NUMBER_ID)
+    return account
+
+
+def account_mark_unhealthy(*, account: WhatsAppAccount, code: str, title: str) -> None:
+    """Meta refused the number's token (190): sends stop being tried and the
+    admin sees why, until a new token is typed or a call succeeds again."""
+    WhatsAppAccount.objects.filter(pk=account.pk).update(
+        is_healthy=False, last_error=f"{code}: {title}"[:255], last_error_at=timezone.now()
+    )
+    accounts_invalidate(account.phone_number_id)
+    logger.error("whatsapp_account_unhealthy", account_id=account.pk, code=code)
+
+
+def account_mark_healthy(*, account: WhatsAppAccount) -> None:
+    """A call Meta accepted (a send, a connection check): the token works again."""
+    if WhatsAppAccount.objects.filter(pk=account.pk, is_healthy=False).update(is_healthy=True):
+        accounts_invalidate(account.phone_number_id)
+        logger.info("whatsapp_account_healthy_again", account_id=account.pk)
