@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from accounts.admin import HelpdeskAdmin
 from chatbot import texts
 from chatbot.models import BotSettings, Holiday, KnowledgeArticle, MenuOption
 
@@ -81,7 +82,7 @@ class BotSettingsAdminForm(forms.ModelForm):
 
 
 @admin.register(BotSettings)
-class BotSettingsAdmin(admin.ModelAdmin):
+class BotSettingsAdmin(HelpdeskAdmin):
     """A single row (pk 1): the list goes straight to it; never added twice or deleted."""
 
     form = BotSettingsAdminForm
@@ -214,11 +215,12 @@ class MenuOptionChangelistFormSet(forms.BaseModelFormSet):
 
 
 @admin.register(MenuOption)
-class MenuOptionAdmin(admin.ModelAdmin):
+class MenuOptionAdmin(HelpdeskAdmin):
     form = MenuOptionAdminForm
-    list_display = ("position", "label", "intent", "team", "active")
+    list_display = ("position", "label", "description", "intent", "team", "active")
     list_editable = ("team", "active")
     list_filter = ("active", "intent", "team")
+    search_fields = ("label", "description")
     list_select_related = ("team",)
     ordering = ("position",)
 
@@ -231,7 +233,7 @@ class MenuOptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Holiday)
-class HolidayAdmin(admin.ModelAdmin):
+class HolidayAdmin(HelpdeskAdmin):
     list_display = ("date", "name")
     date_hierarchy = "date"
     search_fields = ("name",)
@@ -239,9 +241,10 @@ class HolidayAdmin(admin.ModelAdmin):
 
 
 @admin.register(KnowledgeArticle)
-class KnowledgeArticleAdmin(admin.ModelAdmin):
-    list_display = ("question", "active", "updated_at")
+class KnowledgeArticleAdmin(HelpdeskAdmin):
+    list_display = ("question", "keywords", "active", "updated_at")
     list_filter = ("active",)
     search_fields = ("question", "answer", "keywords")
+    ordering = ("question",)
     readonly_fields = ("updated_at",)
     fields = ("question", "answer", "keywords", "active", "updated_at")

@@ -2,14 +2,26 @@
 
 Conversations, messages and notes are history: admin shows them but changes
 only what a supervisor may change in the console (priority, tags), and state
-changes go through the services (the "resolve" action). Contacts' CPF/CNPJ is
-never shown in clear: a masked value is displayed, and a new one is typed into
-a write-only field that the contact service validates and encrypts.
+changes go through the services (the "resolve" action). Nobody deletes them
+here, superusers included: the protocol, the thread, the SLA times and the
+rating are the record of what the ISP told its customer (reports and
+consumer-protection claims rely on them); removing a customer's data is a
+deliberate operation for a command, not a click in a list.
+
+Customer-supplied text (names, messages, captions, file names, notes, the
+bot's state) is only ever shown through Django's escaping: ``format_html``
+arguments, readonly fields and list columns, never ``mark_safe``.
+
+Contacts' CPF/CNPJ is never shown in clear: a masked value is displayed, and a
+new one is typed into a write-only field that the contact service validates
+and encrypts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from typing import Any
 
 from django import forms
@@ -17,9 +29,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts.admin import HelpdeskAdmin, HelpdeskTabularInline
 from conversations import services
 from conversations.models import (
     CannedReply,
@@ -38,7 +53,7 @@ from ispsupport.identity import canonical_phone, clean_document, document_hash
 # --- Read-only building blocks ------------------------------------------------------
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(HelpdeskTabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
@@ -53,7 +68,7 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(HelpdeskAdmin):
     """History: listed and shown, never added, edited or deleted here."""
 
     show_full_result_count = False
@@ -72,18 +87,50 @@ def _short(text: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
+def pretty_json(value: Any) -> SafeString | str:
+    """A JSON value (a payload, the bot's state) indented in a <pre>; every
+    character of it escaped, since customers write much of it."""
+    if value in (None, "", {}, []):
+        return "—"
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return format_html("<pre>{}</pre>", text)
+
+
+def media_file_name(message: Message) -> str:
+    """The file name the customer (or agent) gave a document, if any."""
+    payload = message.payload if isinstance(message.payload, dict) else {}
+    inner = payload.get(message.kind)
+    name = payload.get("filename") or (inner.get("filename") if isinstance(inner, dict) else "")
+    return str(name or "")
+
+
 # --- Conversations ------------------------------------------------------------------
 
 
 class MessageInline(ReadOnlyInline):
     model = Message
-    fields = ("created_at", "direction", "sender_type", "sender_user", "kind", "text", "status")
+    fields = (
+        "created_at",
+        "direction",
+        "sender_type",
+        "sender_user",
+        "kind",
+        "text",
+        "file_name",
+        "status",
+    )
     readonly_fields = fields
     ordering = ("created_at", "id")
     verbose_name_plural = _("messages")
+    # Opens the message's own page: its payload, ids and status times.
+    show_change_link = True
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         return super().get_queryset(request).select_related("sender_user")
+
+    @admin.display(description=_("file name"))
+    def file_name(self, message: Message) -> str:
+        return media_file_name(message) or "—"
 
 
 class NoteInline(ReadOnlyInline):
@@ -109,10 +156,12 @@ TIMES = (
     "resolved_at",
     "resolved_by",
 )
+# The customer's answer to the rating question: theirs, never edited.
+RATING = ("csat_requested_at", "csat_score", "csat_answered_at")
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(HelpdeskAdmin):
     list_display = (
         "protocol",
         "contact",
@@ -122,10 +171,12 @@ class ConversationAdmin(admin.ModelAdmin):
         "priority",
         "last_message_at",
         "unread_count",
+        "csat_score",
     )
     list_filter = ("state", "team", "assignee", "priority", "inbox")
     search_fields = ("protocol", "contact__name", "contact__profile_name", "contact__phone")
     list_select_related = ("contact", "team", "assignee")
+    date_hierarchy = "created_at"
     # Counting every row of a big table again for "N total" costs a second scan.
     show_full_result_count = False
     list_per_page = 50
@@ -136,16 +187,32 @@ class ConversationAdmin(admin.ModelAdmin):
         (None, {"fields": ("protocol", "contact", "inbox", "team", "assignee", "state")}),
         (_("Triage"), {"fields": ("priority", "tags")}),
         (_("Times"), {"fields": TIMES}),
+        (_("Rating"), {"fields": RATING}),
+        (_("Bot"), {"fields": ("bot_memory",), "classes": ("collapse",)}),
     )
     # Contact and assignee are read-only (shown as links, no <select> of every
     # contact or user); assignment and state changes go through the services.
-    readonly_fields = ("protocol", "contact", "inbox", "team", "assignee", "state", *TIMES)
+    readonly_fields = (
+        "protocol",
+        "contact",
+        "inbox",
+        "team",
+        "assignee",
+        "state",
+        *TIMES,
+        *RATING,
+        "bot_memory",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations start when a customer writes
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        return False  # history: see the module docstring
+
+    @admin.display(description=_("bot state"))
+    def bot_memory(self, conversation: Conversation) -> SafeString | str:
+        return pretty_json(conversation.bot_state)
 
     def save_model(
         self, request: HttpRequest, obj: Conversation, form: forms.ModelForm, change: bool
@@ -259,14 +326,37 @@ class ContactAdminForm(forms.ModelForm):
         return cleaned
 
 
+class ContactConversationInline(ReadOnlyInline):
+    """The customer's conversations, newest first, each a link to its page."""
+
+    model = Conversation
+    fields = ("protocol", "state", "team", "assignee", "created_at", "resolved_at", "csat_score")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+    show_change_link = True
+    verbose_name_plural = _("conversations")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return super().get_queryset(request).select_related("team", "assignee")
+
+
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(HelpdeskAdmin):
     form = ContactAdminForm
-    list_display = ("display_name", "phone", "customer_code", "document_masked", "last_seen_at")
+    list_display = (
+        "display_name",
+        "phone",
+        "username",
+        "customer_code",
+        "document_masked",
+        "last_seen_at",
+    )
+    list_filter = ("tags",)
     search_fields = ("name", "profile_name", "phone", "customer_code", "username", "bsuid", "wa_id")
     show_full_result_count = False
     list_per_page = 50
     autocomplete_fields = ("tags",)
+    inlines = (ContactConversationInline,)
     fieldsets = (
         (None, {"fields": ("name", "profile_name", "phone", "customer_code", "notes", "tags")}),
         (_("CPF/CNPJ"), {"fields": ("document_masked", "document", "clear_document")}),
@@ -332,24 +422,61 @@ class ContactAdmin(admin.ModelAdmin):
     def save_related(
         self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
     ) -> None:
-        pass  # tags were set by contact_update
+        # Tags were set by contact_update, not form.save_m2m(); the inline of
+        # conversations is read-only, so saving its formset writes nothing.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
 
 # --- Configuration ------------------------------------------------------------------
 
 
 @admin.register(Inbox)
-class InboxAdmin(admin.ModelAdmin):
+class InboxAdmin(HelpdeskAdmin):
     list_display = ("name", "channel", "address", "default_team", "created_at")
     list_filter = ("channel", "default_team")
     search_fields = ("name", "address")
     list_select_related = ("default_team",)
+    ordering = ("name",)
+    fields = ("name", "channel", "address", "default_team", "created_at")
+    readonly_fields = ("created_at",)
+
+
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+class TagAdminForm(forms.ModelForm):
+    class Meta:
+        model = Tag
+        fields = ("name", "color")
+
+    def clean_color(self) -> str:
+        colour = self.cleaned_data["color"].strip()
+        if not _HEX_COLOUR.fullmatch(colour):
+            raise ValidationError(
+                _("Enter a colour as # and six hex digits, e.g. #0ea5e9."), code="invalid_colour"
+            )
+        return colour.lower()
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
-    list_display = ("name", "color")
+class TagAdmin(HelpdeskAdmin):
+    form = TagAdminForm
+    list_display = ("name", "swatch")
     search_fields = ("name",)
+    ordering = ("name",)
+
+    @admin.display(description=_("colour"), ordering="color")
+    def swatch(self, tag: Tag) -> SafeString | str:
+        # An SVG fill, not a style attribute: the CSP forbids inline styles.
+        if not _HEX_COLOUR.fullmatch(tag.color or ""):
+            return tag.color or "—"
+        return format_html(
+            '<svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" '
+            'rx="3" fill="{}"/></svg> {}',
+            tag.color,
+            tag.color,
+        )
 
 
 class CannedReplyAdminForm(forms.ModelForm):
@@ -375,12 +502,18 @@ class CannedReplyAdminForm(forms.ModelForm):
 
 
 @admin.register(CannedReply)
-class CannedReplyAdmin(admin.ModelAdmin):
+class CannedReplyAdmin(HelpdeskAdmin):
     form = CannedReplyAdminForm
-    list_display = ("shortcut", "title", "team", "updated_at")
+    list_display = ("shortcut", "title", "team", "created_by", "updated_at")
     list_filter = ("team",)
     search_fields = ("shortcut", "title", "text")
-    list_select_related = ("team",)
+    list_select_related = ("team", "created_by")
+    ordering = ("shortcut", "id")
+    fieldsets = (
+        (None, {"fields": ("shortcut", "title", "text", "team")}),
+        (_("History"), {"fields": ("created_by", "created_at", "updated_at")}),
+    )
+    readonly_fields = ("created_by", "created_at", "updated_at")
 
     def save_model(
         self, request: HttpRequest, obj: CannedReply, form: forms.ModelForm, change: bool
@@ -392,6 +525,13 @@ class CannedReplyAdmin(admin.ModelAdmin):
             return
         created = services.canned_reply_create(actor=actor, **fields)  # type: ignore[arg-type]
         obj.pk, obj.created_by, obj.created_at = created.pk, created.created_by, created.created_at
+
+    def delete_model(self, request: HttpRequest, obj: CannedReply) -> None:
+        services.canned_reply_delete(reply=obj, actor=request.user)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CannedReply]) -> None:
+        for reply in queryset:
+            self.delete_model(request, reply)
 
 
 class TeamQueueAdminForm(forms.ModelForm):
@@ -425,7 +565,7 @@ class TeamQueueAdminForm(forms.ModelForm):
 
 
 @admin.register(TeamQueue)
-class TeamQueueAdmin(admin.ModelAdmin):
+class TeamQueueAdmin(HelpdeskAdmin):
     form = TeamQueueAdminForm
     list_display = (
         "team",
@@ -437,6 +577,7 @@ class TeamQueueAdmin(admin.ModelAdmin):
     list_filter = ("auto_assign",)
     search_fields = ("team__name",)
     list_select_related = ("team",)
+    ordering = ("team__name",)
 
 
 # --- History ------------------------------------------------------------------------
@@ -447,6 +588,7 @@ class MessageAdmin(ReadOnlyAdmin):
     list_display = (
         "created_at",
         "conversation",
+        "contact",
         "direction",
         "sender_type",
         "kind",
@@ -454,24 +596,86 @@ class MessageAdmin(ReadOnlyAdmin):
         "status",
     )
     list_filter = ("direction", "status", "kind", "sender_type")
-    search_fields = ("text", "external_id")
-    list_select_related = ("conversation",)
+    search_fields = ("text", "external_id", "conversation__protocol")
+    list_select_related = ("conversation__contact",)
     # Newest first by primary key: the same order as created_at, and indexed.
     ordering = ("-id",)
     list_per_page = 50
-    exclude = ("payload",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "conversation",
+                    "direction",
+                    "sender_type",
+                    "sender_user",
+                    "kind",
+                    "text",
+                    "file_name",
+                    "reply_to",
+                    "reactions",
+                )
+            },
+        ),
+        (
+            _("Delivery"),
+            {
+                "fields": (
+                    "status",
+                    "error_code",
+                    "error_title",
+                    "error_detail",
+                    "created_at",
+                    "sent_at",
+                    "delivered_at",
+                    "read_at",
+                    "failed_at",
+                )
+            },
+        ),
+        (
+            _("Provider"),
+            {
+                "fields": (
+                    "external_id",
+                    "client_key",
+                    "media_id",
+                    "media_mime_type",
+                    "media_file",
+                    "received_payload",
+                ),
+                "classes": ("collapse",),
+            },
+        ),
+    )
+
+    @admin.display(description=_("contact"))
+    def contact(self, message: Message) -> Contact:
+        return message.conversation.contact
 
     @admin.display(description=_("text"))
     def short_text(self, message: Message) -> str:
         return _short(message.text) or message.get_kind_display()
 
+    @admin.display(description=_("file name"))
+    def file_name(self, message: Message) -> str:
+        return media_file_name(message) or "—"
+
+    @admin.display(description=_("payload"))
+    def received_payload(self, message: Message) -> SafeString | str:
+        return pretty_json(message.payload)
+
 
 @admin.register(Note)
 class NoteAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "conversation", "author", "short_text")
+    list_filter = ("author",)
     search_fields = ("text", "conversation__protocol")
     list_select_related = ("conversation", "author")
     ordering = ("-id",)
+    date_hierarchy = "created_at"
+    fields = ("conversation", "author", "text", "created_at")
 
     @admin.display(description=_("text"))
     def short_text(self, note: Note) -> str:

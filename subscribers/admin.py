@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts.admin import HelpdeskAdmin, HelpdeskTabularInline
 from ispsupport.crypto import DecryptionError
 from ispsupport.identity import canonical_phone, clean_document, document_hash
 from subscribers import services
@@ -29,10 +30,11 @@ from subscribers.models import DOCUMENT_PURPOSE, Contract, Invoice, Outage, Plan
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(HelpdeskAdmin):
     list_display = ("code", "name", "speeds", "price", "active")
     list_filter = ("active",)
     search_fields = ("code", "name")
+    ordering = ("price", "name")
 
     @admin.display(description=_("speeds (down/up)"))
     def speeds(self, plan: Plan) -> str:
@@ -61,7 +63,7 @@ class ContractForm(forms.ModelForm):
 TRUST_FIELDS = ("trust_unlocked_until", "last_trust_unlock_at")
 
 
-class ContractInline(admin.TabularInline):
+class ContractInline(HelpdeskTabularInline):
     model = Contract
     form = ContractForm
     fields = ("code", "plan", "status", "suspension_reason", "address", *TRUST_FIELDS)
@@ -74,7 +76,7 @@ class ContractInline(admin.TabularInline):
 
 
 @admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
+class ContractAdmin(HelpdeskAdmin):
     form = ContractForm
     list_display = ("code", "subscriber", "plan", "status", "suspension_reason", *TRUST_FIELDS)
     list_filter = ("status", "suspension_reason", "plan")
@@ -133,10 +135,12 @@ class SubscriberAdminForm(forms.ModelForm):
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(HelpdeskAdmin):
     form = SubscriberAdminForm
-    list_display = ("code", "name", "phone", "region", "document_masked")
-    search_fields = ("name", "code", "phone")
+    list_display = ("code", "name", "phone", "email", "region", "document_masked")
+    search_fields = ("name", "code", "phone", "email", "region")
+    ordering = ("name", "id")
+    show_full_result_count = False
     list_per_page = 50
     inlines = (ContractInline,)
     fieldsets = (
@@ -209,7 +213,7 @@ class InvoiceAdminForm(forms.ModelForm):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(HelpdeskAdmin):
     form = InvoiceAdminForm
     list_display = ("code", "contract", "subscriber", "amount", "due_date", "status", "paid_at")
     list_filter = ("status", "due_date")
@@ -217,6 +221,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     list_select_related = ("contract__subscriber", "contract__plan")
     autocomplete_fields = ("contract",)
     date_hierarchy = "due_date"
+    # The latest invoices are the ones asked about.
+    ordering = ("-due_date", "-id")
     readonly_fields = ("created_at", "updated_at")
 
     @admin.display(description=_("subscriber"), ordering="contract__subscriber__name")
@@ -243,10 +249,12 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(Outage)
-class OutageAdmin(admin.ModelAdmin):
+class OutageAdmin(HelpdeskAdmin):
     list_display = ("region", "title", "started_at", "forecast_at", "is_open", "resolved_at")
     list_filter = (OpenFilter, "region")
-    search_fields = ("code", "region", "title")
+    search_fields = ("code", "region", "title", "description")
+    date_hierarchy = "started_at"
+    ordering = ("-started_at", "-id")
     actions = ("resolve",)
 
     @admin.display(description=_("open"), boolean=True)

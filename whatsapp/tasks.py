@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from conversations.models import Message
 from conversations.services import message_apply_status
 from ispsupport.tasks import background_task, enqueue
+from whatsapp import services
 from whatsapp.models import WhatsAppAccount
 from whatsapp.transport import (
     MEDIA_KINDS,
@@ -94,7 +95,7 @@ def _send(message_id: int, attempt: int) -> str:
         result = _deliver(transport, message)
     except TransportError as exc:
         if exc.is_auth_error:
-            _mark_unhealthy(account, exc)
+            services.account_mark_unhealthy(account=account, code=exc.code, title=exc.title)
         if exc.retryable and attempt < settings.WHATSAPP_SEND_MAX_ATTEMPTS:
             return _retry(message, attempt, exc)
         return _fail(
@@ -173,7 +174,7 @@ def _sent(message: Message, account: WhatsAppAccount, result: SendResult) -> Non
         message_apply_status(message=message, status=Message.Status.SENT)
         if not account.is_healthy and not account.is_sandbox:
             # Meta took the token again (an admin renewed it): healthy again.
-            WhatsAppAccount.objects.filter(pk=account.pk).update(is_healthy=True)
+            services.account_mark_healthy(account=account)
     logger.info("whatsapp_message_sent", message_id=message.pk, external_id=result.message_id)
     _apply_early_statuses(result.message_id)
 
@@ -234,15 +235,6 @@ def _detail(exc: TransportError, attempt: int) -> str:
     if exc.retryable:
         parts.append(_("Gave up after %(n)d attempts.") % {"n": attempt})
     return " — ".join(parts)
-
-
-def _mark_unhealthy(account: WhatsAppAccount, exc: TransportError) -> None:
-    WhatsAppAccount.objects.filter(pk=account.pk).update(
-        is_healthy=False,
-        last_error=f"{exc.code}: {exc.title}"[:255],
-        last_error_at=timezone.now(),
-    )
-    logger.error("whatsapp_account_unhealthy", account_id=account.pk, code=exc.code)
 
 
 def _claim(key: str) -> bool:

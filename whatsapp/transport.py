@@ -265,6 +265,21 @@ class MediaDownload:
     content: bytes = b""
 
 
+# What "check connection" asks Meta about a number.
+ACCOUNT_CHECK_FIELDS = "display_phone_number,verified_name,quality_rating,code_verification_status"
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """What Meta says about a number: the token and the phone number id work."""
+
+    display_phone_number: str
+    verified_name: str
+    quality_rating: str
+    code_verification_status: str
+    response: dict[str, Any] = field(default_factory=dict)
+
+
 def _invalid(title: str) -> TransportError:
     return TransportError(code="invalid_payload", title=title, retryable=False)
 
@@ -556,6 +571,31 @@ class GraphTransport:
             raise _too_large(info.file_size, limit)
         return info, self.download_media(info.url, max_bytes=limit, sink=sink)
 
+    def account_check(self) -> AccountInfo:
+        """``GET /{phone_number_id}``: proves the token may act for this number
+        and reads its verified name and quality rating."""
+        if self.sandbox:
+            # The sandbox transport inherits this method; it must never call Meta.
+            raise TransportError(
+                code="sandbox",
+                title="A sandbox number (no access token) has nothing to check.",
+                retryable=False,
+                scope="account",
+            )
+        answer = self._request(
+            "account_check",
+            "GET",
+            str(self.account.phone_number_id),
+            params={"fields": ACCOUNT_CHECK_FIELDS},
+        )
+        return AccountInfo(
+            display_phone_number=str(answer.get("display_phone_number") or ""),
+            verified_name=str(answer.get("verified_name") or ""),
+            quality_rating=str(answer.get("quality_rating") or ""),
+            code_verification_status=str(answer.get("code_verification_status") or ""),
+            response=answer,
+        )
+
     def list_templates(self, *, page_size: int = 100) -> list[dict[str, Any]]:
         """Every message template of the number's business account, following the paging."""
         waba = self.account.business_account_id
@@ -713,6 +753,10 @@ def transport_for(account: Any) -> GraphTransport:
 
 def list_templates(account: Any) -> list[dict[str, Any]]:
     return transport_for(account).list_templates()
+
+
+def account_check(account: Any) -> AccountInfo:
+    return transport_for(account).account_check()
 
 
 def media_info(account: Any, media_id: str) -> MediaInfo:
