@@ -35,7 +35,8 @@ fmt: $(STAMP)
 
 ## Refresh locale/pt_BR from the code and compile it (needs GNU gettext: apt-get install gettext).
 messages: $(STAMP)
-	@DEBUG=true $(BIN)/python manage.py makemessages -l pt_BR --ignore '.venv/*' --ignore 'tests/*' --ignore 'var/*'
+	@DEBUG=true $(BIN)/python manage.py makemessages -l pt_BR --ignore '.venv/*' --ignore 'tests/*' --ignore 'var/*' --ignore 'bench/*'
+	@DEBUG=true $(BIN)/python manage.py makemessages -d djangojs -l pt_BR --ignore '.venv/*' --ignore 'tests/*' --ignore 'var/*' --ignore 'bench/*'
 	@DEBUG=true $(BIN)/python manage.py compilemessages -l pt_BR
 
 clean:

@@ -1,0 +1,188 @@
+"""The whole product in a real browser, as a new user tries it: a customer
+writes through the simulator, the bot hands over, an agent answers live, a
+colleague of another team never sees any of it, and resolving asks for a
+rating. Screenshots of every page at 1366x768 land in ``E2E_ARTIFACTS``."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import PASSWORD, VIEWPORT, Served
+
+XSS_NAME = "Maria <img src=x onerror=alert(1)>"
+TABLET = {"width": 810, "height": 1080}
+LIVE_TIMEOUT = 15_000  # ms; the bot runs in the worker, which polls its queue
+
+
+@dataclass
+class Tab:
+    """A logged-in browser tab and everything it complained about."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+    frames: list[dict[str, Any]] = field(default_factory=list)
+
+    def goto(self, url: str) -> None:
+        self.page.goto(url)
+        self.page.wait_for_load_state("domcontentloaded")
+
+
+def _open(browser: Any, served: Served, username: str) -> Tab:
+    context = browser.new_context(viewport=VIEWPORT, locale="pt-BR")
+    page = context.new_page()
+    tab = Tab(page)
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            tab.errors.append(f"console: {message.text}")
+
+    def frame(payload: str | bytes) -> None:
+        try:
+            tab.frames.append(json.loads(payload))
+        except (TypeError, ValueError):
+            tab.frames.append({"raw": str(payload)})
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: tab.errors.append(f"page error: {error}"))
+    # An injected script that ran would open a dialog (alert): never allowed.
+    page.on(
+        "dialog", lambda dialog: (tab.errors.append(f"dialog: {dialog.message}"), dialog.dismiss())
+    )
+    page.on("websocket", lambda ws: ws.on("framereceived", frame))
+    page.goto(f"{served.base}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("#main button[type=submit]")
+    page.wait_for_url(re.compile(r".*/console/$"))
+    return tab
+
+
+def _live(tab: Tab) -> None:
+    tab.page.wait_for_selector("#live-status[data-state=open]", state="attached", timeout=10_000)
+
+
+@pytest.fixture(scope="module")
+def tabs(served: Served, browser: Any) -> Iterator[dict[str, Tab]]:
+    opened = {name: _open(browser, served, name) for name in ("admin", "ana", "bruno")}
+    yield opened
+    for tab in opened.values():
+        tab.page.context.close()
+
+
+def test_a_customer_reaches_an_agent_live_and_gets_the_answer(
+    served: Served, tabs: dict[str, Tab], artifacts: Path
+) -> None:
+    admin, ana, bruno = tabs["admin"], tabs["ana"], tabs["bruno"]
+    base = served.base
+
+    # The agents sit in their inboxes; only the socket brings them news.
+    ana.goto(f"{base}/console/?tab=queue")
+    bruno.goto(f"{base}/console/?tab=queue")
+    _live(ana)
+    _live(bruno)
+    assert ana.page.locator(".inbox-row").count() == 0
+
+    # A new customer writes through the simulator (the real signed webhook).
+    sim = admin.page
+    admin.goto(f"{base}/simulator/")
+    sim.fill("#sim-new-name", XSS_NAME)
+    sim.fill("#sim-new-phone", "+55 11 98765-4321")
+    sim.locator("#sim-new-phone").press("Enter")
+    sim.wait_for_selector("#sim-text")
+    _send_as_customer(sim, "Oi, boa tarde")
+    sim.wait_for_selector("#sim-messages li[data-direction=out]", timeout=LIVE_TIMEOUT)
+    _send_as_customer(sim, "quero falar com um atendente")
+
+    # The bot hands over to Suporte técnico: the row appears in Ana's queue live.
+    row = ana.page.locator(".inbox-row", has_text="Maria")
+    row.wait_for(timeout=LIVE_TIMEOUT)
+    conversation_id = int(row.get_attribute("id").removeprefix("row-"))
+    assert "<img" in row.inner_text()  # the name is shown as text, not as markup
+    ana.page.screenshot(path=str(artifacts / "inbox.png"))
+
+    ana.page.locator(f"#row-{conversation_id} a").click()
+    ana.page.wait_for_url(re.compile(rf".*/console/c/{conversation_id}/$"))
+    ana.page.wait_for_selector("#thread")
+    ana.page.click("[data-action=take]")
+    ana.page.wait_for_selector("[data-action=resolve]")
+
+    # Ana answers; the tick moves from pending to sent (and on, as the
+    # simulated phone reports delivered/read).
+    reply = "Olá! Sou a Ana, do suporte. Vou verificar sua conexão agora."
+    composer = ana.page.locator("#composer-text")
+    composer.fill(reply)
+    composer.press("Enter")
+    bubble = ana.page.locator("#thread [data-status]", has_text=reply)
+    bubble.wait_for(timeout=LIVE_TIMEOUT)
+    ana.page.wait_for_function(
+        """(text) => [...document.querySelectorAll('#thread [data-status]')]
+            .some(el => el.textContent.includes(text)
+                  && ['sent', 'delivered', 'read'].includes(el.dataset.status))""",
+        arg=reply,
+        timeout=LIVE_TIMEOUT,
+    )
+
+    # The customer's phone shows the answer.
+    sim.locator("#sim-messages li[data-direction=out]", has_text=reply).wait_for(
+        timeout=LIVE_TIMEOUT
+    )
+    ana.page.screenshot(path=str(artifacts / "conversation.png"))
+
+    # Resolving sends the rating question to the customer.
+    ana.page.click("[data-action=resolve]")
+    _wait_for_rating_question(sim)
+    sim.screenshot(path=str(artifacts / "simulator.png"))
+
+    # Bruno (Financeiro) never saw any of it: no row, and not one event about it.
+    assert bruno.page.locator(".inbox-row").count() == 0
+    leaked = [f for f in bruno.frames if _mentions(f, conversation_id)]
+    assert leaked == []
+    assert any(f.get("type") == "hello" for f in bruno.frames)
+
+    admin.goto(f"{base}/console/dashboard/")
+    admin.page.wait_for_selector("svg")
+    admin.page.screenshot(path=str(artifacts / "dashboard.png"))
+
+    # The same pages on a tablet held upright.
+    ana.page.set_viewport_size(TABLET)
+    ana.page.screenshot(path=str(artifacts / "conversation-tablet.png"))
+    ana.goto(f"{base}/console/?tab=mine&state=resolved")
+    ana.page.locator(f"#row-{conversation_id}").wait_for()
+    assert ana.page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]
+    ana.page.screenshot(path=str(artifacts / "inbox-tablet.png"))
+
+    for name, tab in tabs.items():
+        assert tab.errors == [], name
+
+
+def _send_as_customer(sim: Any, text: str) -> None:
+    box = sim.locator("#sim-text")
+    box.fill(text)
+    box.press("Enter")
+    sim.locator("#sim-messages li[data-direction=in]", has_text=text).wait_for(timeout=LIVE_TIMEOUT)
+
+
+def _wait_for_rating_question(sim: Any) -> None:
+    deadline = time.monotonic() + LIVE_TIMEOUT / 1000
+    while time.monotonic() < deadline:
+        texts = sim.locator("#sim-messages li[data-direction=out]").all_inner_texts()
+        if texts and re.search(r"\b1\b.*\b5\b|avali", texts[-1], re.IGNORECASE | re.DOTALL):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"no rating question; last messages: {texts[-3:]}")
+
+
+def _mentions(frame: dict[str, Any], conversation_id: int) -> bool:
+    if frame.get("type") in ("conversation.update", "conversation.removed"):
+        return frame.get("id") == conversation_id
+    return frame.get("conversation_id") == conversation_id or frame.get("conversation") == (
+        conversation_id
+    )
