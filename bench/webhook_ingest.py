@@ -36,6 +36,7 @@ WEBHOOK = "/api/v1/whatsapp/webhook"
 # The cheapest view that still goes through the whole Django stack (middleware,
 # URL resolver, JSON response) and touches neither the database nor the cache.
 TRIVIAL = "/info"
+SERVER_LOG = ROOT / "var" / "bench_webhook_ingest-daphne.log"
 
 
 def parse_args() -> argparse.Namespace:
@@ -249,40 +250,52 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server() -> tuple[str, subprocess.Popen[bytes]]:
+def start_server(log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """daphne on a free port, its output in ``log_path``: a pipe nobody reads
+    would fill up with log lines and freeze the server mid-run."""
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--access-log",
-            os.devnull,
-            "ispsupport.asgi:application",
-        ],
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--access-log",
+                os.devnull,
+                "ispsupport.asgi:application",
+            ],
+            cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            err = process.stderr.read().decode() if process.stderr else ""
-            sys.exit(f"daphne exited with {process.returncode}:\n{err}")
+            sys.exit(f"daphne exited with {process.returncode}:\n{server_log_tail(log_path)}")
         try:
             httpx.get(f"{base}{TRIVIAL}", timeout=2)
             return base, process
         except httpx.HTTPError:
             time.sleep(0.2)
     stop_server(process)
-    sys.exit("daphne did not answer within 30 s")
+    sys.exit(f"daphne did not answer within 30 s:\n{server_log_tail(log_path)}")
+
+
+def server_log_tail(log_path: Path, lines: int = 20) -> str:
+    try:
+        tail = log_path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    # A structlog JSON line carries its whole traceback: the start says what happened.
+    return "\n".join(line if len(line) <= 300 else line[:300] + " …" for line in tail)
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
@@ -323,7 +336,7 @@ def main() -> int:
     process = None
     base = args.url.rstrip("/") if args.url else ""
     if not base:
-        base, process = start_server()
+        base, process = start_server(SERVER_LOG)
         print(f"Started daphne at {base} (DEBUG=false, one process).")
     try:
 

@@ -180,7 +180,20 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "ispsupport:asgi"},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": REDIS_TIMEOUT,
+                        # A console socket waits for events with a 5 s blocking
+                        # pop (channels-redis' brpop_timeout); redis-py 8 gives
+                        # reads a 5 s timeout by default, which killed every
+                        # idle socket. Longer than the pop, still bounded.
+                        "socket_timeout": 5 + 2 + REDIS_TIMEOUT,
+                    }
+                ],
+                "prefix": "ispsupport:asgi",
+            },
         }
     }
 else:

@@ -690,3 +690,18 @@ def test_an_unknown_event_type_is_dropped_and_the_socket_lives_on(agent: User) -
             assert await mine.receive_nothing(timeout=QUIET)
 
     run(scenario)
+
+
+@pytest.mark.redis
+def test_an_idle_socket_on_redis_stays_open(agent: User) -> None:
+    """channels-redis waits for events with a 5 s blocking pop: a Redis read
+    timeout shorter than that (redis-py 8's default is 5 s) closed every
+    console that had nothing to show for a few seconds."""
+
+    async def scenario() -> None:
+        async with console(agent) as socket:
+            assert await socket.receive_nothing(timeout=7.5)
+            await socket.send_json_to({"type": "ping"})
+            assert await next_event(socket) == {"type": "pong"}
+
+    run(scenario)
