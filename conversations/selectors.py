@@ -216,6 +216,16 @@ def inbox_tabs_for(user: User) -> tuple[str, ...]:
     return INBOX_TABS if user.is_supervisor else ("mine", "queue")
 
 
+def queue_scope(user: User) -> Q:
+    """Whose queue is whose: an agent's teams'; admins also hand out what is
+    queued for no team (nobody else can see it), e.g. on a fresh install
+    before any team exists."""
+    scope = Q(team__in=user.teams.all())
+    if user.is_admin:
+        scope |= Q(team__isnull=True)
+    return scope
+
+
 def inbox_tab(
     *,
     user: User,
@@ -236,7 +246,7 @@ def inbox_tab(
     if tab == "queue":
         rows = inbox_list(
             user=user, state=Conversation.State.QUEUED, assignee="none", team=team, tag=tag, q=q
-        ).filter(team__in=user.teams.all())
+        ).filter(queue_scope(user))
         order: tuple[str, ...] = ("queued_at", "id")
     elif tab == "all":
         rows = inbox_list(user=user, state=state, team=team, tag=tag, q=q)
@@ -278,11 +288,7 @@ def inbox_tab_counts(
         "mine": Count("pk", filter=Q(assignee=user, state__in=[state] if state else ACTIVE_STATES)),
         "queue": Count(
             "pk",
-            filter=Q(
-                state=Conversation.State.QUEUED,
-                assignee__isnull=True,
-                team__in=user.teams.all(),
-            ),
+            filter=Q(state=Conversation.State.QUEUED, assignee__isnull=True) & queue_scope(user),
         ),
     }
     if user.is_supervisor:

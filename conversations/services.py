@@ -978,16 +978,20 @@ def _team_ids(agent: User) -> list[int]:
 
 def conversation_take_next(*, agent: User) -> Conversation | None:
     """The oldest queued conversation of the agent's teams, now theirs; None if
-    the queues are empty. Two agents never get the same one: on PostgreSQL the
-    row is locked and other takers skip it; elsewhere the claim is a
-    compare-and-set UPDATE that only one of them wins."""
+    the queues are empty. Admins also take conversations queued for no team
+    (nobody else can see those). Two agents never get the same one: on
+    PostgreSQL the row is locked and other takers skip it; elsewhere the claim
+    is a compare-and-set UPDATE that only one of them wins."""
     team_ids = _team_ids(agent)
-    if not team_ids:
+    if not team_ids and not agent.is_admin:
         return None
+    mine = Q(team_id__in=team_ids)
+    if agent.is_admin:
+        mine |= Q(team__isnull=True)
     for _attempt in range(5):
         with transaction.atomic():
             queue = Conversation.objects.filter(
-                state=State.QUEUED, assignee__isnull=True, team_id__in=team_ids
+                mine, state=State.QUEUED, assignee__isnull=True
             ).order_by("queued_at", "id")
             if connection.features.has_select_for_update_skip_locked:
                 queue = queue.select_for_update(skip_locked=True, of=("self",))

@@ -269,7 +269,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
     rows, has_more = _rows(query, user)
     counts = _counts(query, user)
     teams = list(selectors.inbox_teams_for(user).only("id", "name"))
-    has_teams = bool(teams) if not user.is_admin else user.teams.exists()
+    # Admins may always take: conversations queued for no team are theirs.
+    has_teams = user.is_admin or bool(teams)
     tabs = [
         {
             "key": key,

@@ -559,3 +559,23 @@ def test_constant_number_of_queries(
     with django_assert_max_num_queries(5):  # type: ignore[operator]
         one = client.get(f"/console/row/{shown[-1]}/?tab={tab}")
     assert row_ids(one.content.decode()) == [shown[-1]]
+
+
+def test_an_admin_without_a_team_gets_the_no_team_queue(
+    agent: User, receive: Receive, db: None
+) -> None:
+    admin = User.objects.create_user(username="root.admin", role=User.Role.ADMIN)
+    orphan = queued(receive, 1, minutes_ago=5, inbox=Inbox.objects.create(name="Sem equipe"))
+    Conversation.objects.filter(pk=orphan.pk).update(team=None)
+
+    admin_page = page(as_user(admin), "?tab=queue")
+    agent_page = page(as_user(agent), "?tab=queue")
+
+    assert row_ids(admin_page) == [orphan.pk]
+    assert 'id="take-next"' in admin_page and "disabled" not in _take_next(admin_page)
+    assert orphan.pk not in row_ids(agent_page)
+
+
+def _take_next(html: str) -> str:
+    start = html.index('id="take-next"')
+    return html[html.rindex("<", 0, start) : html.index(">", start)]

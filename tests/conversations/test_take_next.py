@@ -148,3 +148,20 @@ def test_more_agents_than_conversations_each_one_given_once(
     given = [pk for pk in results if pk is not None]
     assert sorted(given) == sorted(queued)
     assert results.count(None) == 4
+
+
+def test_what_is_queued_for_no_team_is_for_the_admins_to_take(
+    agent: User, receive: Receive, db: None
+) -> None:
+    """A fresh install has no teams: the bot's hand-offs queue for nobody, and
+    only admins (who alone can see them) hand them out."""
+    admin = User.objects.create_user(username="root.admin", role=User.Role.ADMIN)
+    no_team = Inbox.objects.create(name="Sem equipe")
+    orphan = _queued(receive, 1, minutes_ago=10, inbox=no_team)
+    Conversation.objects.filter(pk=orphan.pk).update(team=None)
+
+    assert conversation_take_next(agent=agent) is None
+    taken = conversation_take_next(agent=admin)
+
+    assert taken is not None and taken.pk == orphan.pk
+    assert taken.assignee == admin
