@@ -324,7 +324,14 @@ def test_redis_url_moves_cache_and_channel_layer_to_redis() -> None:
         "CHANNEL_LAYERS": {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [REDIS_URL], "prefix": "ispsupport:asgi"},
+                "CONFIG": {
+                    # The read timeout outlasts channels-redis' 5 s blocking
+                    # pop, or idle console sockets die.
+                    "hosts": [
+                        {"address": REDIS_URL, "socket_connect_timeout": 1.0, "socket_timeout": 8.0}
+                    ],
+                    "prefix": "ispsupport:asgi",
+                },
             }
         },
     }
