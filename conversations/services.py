@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.dispatch import receiver
 from django.utils import timezone, translation
@@ -40,6 +41,7 @@ from conversations.models import (
 )
 from conversations.sla import add_business_minutes, parse_schedule
 from ispsupport.crypto import encrypt
+from ispsupport.durations import format_duration
 from ispsupport.errors import ServiceError
 from ispsupport.identity import canonical_phone, clean_document, document_hash
 
@@ -1070,14 +1072,20 @@ def conversation_set_pending(*, conversation: Conversation, actor: User) -> Conv
 
 
 @transaction.atomic
-def conversation_resolve(*, conversation: Conversation, actor: User | None) -> Conversation:
+def conversation_resolve(
+    *, conversation: Conversation, actor: User | None, ask_rating: bool = True
+) -> Conversation:
+    """``ask_rating=False`` when the system closes a conversation nobody
+    finished (idle too long): no rating question, and not counted as the
+    bot's own success."""
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if actor is not None:
         _check_may_write(conversation, actor)
     now = timezone.now()
     # Self-served: the bot settled it, no person was ever involved.
     self_served = (
-        actor is None
+        ask_rating
+        and actor is None
         and conversation.state == State.BOT
         and conversation.assignee_id is None
         and conversation.first_response_at is None
@@ -1096,6 +1104,8 @@ def conversation_resolve(*, conversation: Conversation, actor: User | None) -> C
         self_served=self_served,
     )
     _changed(conversation)
+    if not ask_rating:
+        return conversation
     pk = conversation.pk
     transaction.on_commit(
         lambda: signals.conversation_resolved.send(
@@ -1239,3 +1249,337 @@ def conversation_set_tags(
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     _changed(conversation)
     return sorted(tags, key=lambda tag: tag.name)
+
+
+# --- Maintenance: stale conversations, retention purge, resending -----------------
+# Called by manage.py close_stale_conversations, purge_old_data and
+# resend_failed_messages.
+
+STALE_CLOSED = "closed"
+STALE_CLOSED_WITH_GOODBYE = "closed_with_goodbye"
+STALE_GOODBYE_WINDOW_CLOSED = "goodbye_window_closed"
+STALE_SKIPPED = "skipped"
+
+# Customer-facing, so in Portuguese like the bot's own texts, whatever the
+# console's language; it repeats the protocol, as Brazilian telecom rules expect.
+STALE_GOODBYE_TEXT = (
+    "Como não tivemos mais notícias, estamos encerrando este atendimento "
+    "(protocolo {protocol}). Se precisar, é só mandar uma nova mensagem por aqui. Até logo!"
+)
+
+
+def conversations_stale(*, idle: timedelta, now: datetime | None = None) -> QuerySet[Conversation]:
+    """Unresolved conversations with no message, either way, for longer than ``idle``."""
+    idle_before = (now or timezone.now()) - idle
+    return Conversation.objects.exclude(state=State.RESOLVED).filter(
+        last_message_at__lt=idle_before
+    )
+
+
+@transaction.atomic
+def conversation_close_stale(
+    *,
+    conversation: Conversation,
+    idle: timedelta,
+    goodbye: bool = False,
+    now: datetime | None = None,
+) -> str:
+    """Resolve a conversation nobody wrote in for longer than ``idle``, saying
+    why in an internal note; with ``goodbye`` the customer gets a short
+    goodbye when WhatsApp's 24-hour window still allows free text.
+
+    Returns ``STALE_CLOSED``, ``STALE_CLOSED_WITH_GOODBYE``,
+    ``STALE_GOODBYE_WINDOW_CLOSED`` (closed, goodbye not allowed) or
+    ``STALE_SKIPPED`` (someone wrote or resolved it since it was listed).
+    The customer is not asked for a rating: they went quiet, and a question
+    out of the blue days later would only add noise to the CSAT figures.
+    """
+    now = now or timezone.now()
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    # Re-checked under the lock: a message that arrived since the listing wins.
+    if conversation.state == State.RESOLVED or conversation.last_message_at >= now - idle:
+        return STALE_SKIPPED
+    quiet_for = format_duration(now - conversation.last_message_at, smallest="m")
+    outcome = STALE_CLOSED
+    if goodbye:
+        if conversation.service_window_open(now):
+            message_send(
+                conversation=conversation,
+                text=STALE_GOODBYE_TEXT.format(protocol=conversation.protocol),
+                now=now,
+            )
+            conversation.refresh_from_db()
+            outcome = STALE_CLOSED_WITH_GOODBYE
+        else:
+            outcome = STALE_GOODBYE_WINDOW_CLOSED
+    with translation.override(settings.LANGUAGE_CODE):
+        text = _("Resolved automatically: no message for %(quiet)s (limit %(limit)s).") % {
+            "quiet": quiet_for,
+            "limit": format_duration(idle),
+        }
+        if outcome == STALE_CLOSED_WITH_GOODBYE:
+            text += " " + _("The customer was sent a goodbye.")
+        elif outcome == STALE_GOODBYE_WINDOW_CLOSED:
+            text += " " + _(
+                "No goodbye was sent: more than 24 hours have passed since the customer's "
+                "last message."
+            )
+    note_create(conversation=conversation, author=None, text=text)
+    conversation_resolve(conversation=conversation, actor=None, ask_rating=False)
+    return outcome
+
+
+@dataclass
+class PurgeTally:
+    """What a purge removed (or would remove) so far."""
+
+    conversations: int = 0
+    messages: int = 0
+    notes: int = 0
+    media_files: int = 0
+    media_bytes: int = 0
+    # Files the database named but the storage no longer had.
+    media_missing: int = 0
+    # Media-only purge: messages that lost their file but keep their text.
+    media_cleared: int = 0
+    done: int = 0
+    total: int = 0
+
+
+def purgeable_conversations(*, resolved_before: datetime) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(state=State.RESOLVED, resolved_at__lt=resolved_before)
+
+
+def purgeable_messages(*, resolved_before: datetime) -> QuerySet[Message]:
+    """Every message of the conversations resolved before the cutoff (a rating
+    question sent just after the resolve goes with them)."""
+    return Message.objects.filter(
+        conversation__state=State.RESOLVED, conversation__resolved_at__lt=resolved_before
+    )
+
+
+def purgeable_notes(*, resolved_before: datetime) -> QuerySet[Note]:
+    return Note.objects.filter(
+        conversation__state=State.RESOLVED, conversation__resolved_at__lt=resolved_before
+    )
+
+
+def expired_media(
+    *, created_before: datetime, resolved_before: datetime | None = None
+) -> QuerySet[Message]:
+    """Messages with a stored file older than ``created_before``; without those
+    the full purge (``resolved_before``) takes anyway."""
+    rows = Message.objects.exclude(media_file="").filter(created_at__lt=created_before)
+    if resolved_before is not None:
+        rows = rows.exclude(
+            conversation__state=State.RESOLVED, conversation__resolved_at__lt=resolved_before
+        )
+    return rows
+
+
+def stored_size(path: str) -> int | None:
+    """Bytes of a stored media file, None when the storage does not have it."""
+    try:
+        return default_storage.size(path)
+    except (OSError, SuspiciousFileOperation):
+        return None
+
+
+def _delete_stored(path: str, tally: PurgeTally) -> None:
+    size = stored_size(path)
+    if size is None:
+        tally.media_missing += 1
+        return
+    # An error here (permissions, a storage outage) stops the purge before the
+    # rows naming the file are deleted, so a re-run still finds the file.
+    default_storage.delete(path)
+    tally.media_files += 1
+    tally.media_bytes += size
+
+
+def _id_batches(rows: QuerySet[Any], batch_size: int, *fields: str) -> Iterator[list[tuple]]:
+    """``(pk, *fields)`` rows in batches, by increasing id: each batch is one
+    short query from where the last ended, never a rescan of deleted rows."""
+    last = 0
+    while True:
+        batch = list(
+            rows.filter(pk__gt=last).order_by("pk").values_list("pk", *fields)[:batch_size]
+        )
+        if not batch:
+            return
+        yield batch
+        last = batch[-1][0]
+
+
+def messages_purge(*, resolved_before: datetime, batch_size: int = 1000) -> Iterator[PurgeTally]:
+    """Delete the messages (and their media files) of conversations resolved
+    before the cutoff, ``batch_size`` at a time, each batch in its own short
+    transaction; yields the running tally after each batch. The conversation
+    rows stay: protocol, times and rating still count in reports."""
+    rows = purgeable_messages(resolved_before=resolved_before)
+    tally = PurgeTally(total=rows.count())
+    for batch in _id_batches(rows, batch_size, "media_file"):
+        ids = [pk for pk, _path in batch]
+        # Re-filtered: a conversation reopened since the batch was read keeps its messages.
+        keep = rows.filter(pk__in=ids)
+        for _pk, path in keep.exclude(media_file="").values_list("pk", "media_file"):
+            _delete_stored(path, tally)
+        with transaction.atomic():
+            deleted, _by_model = keep.delete()
+        tally.messages += deleted
+        tally.done += len(ids)
+        yield tally
+    logger.info(
+        "messages_purged",
+        messages=tally.messages,
+        media_files=tally.media_files,
+        media_bytes=tally.media_bytes,
+    )
+
+
+def notes_purge(*, resolved_before: datetime, batch_size: int = 1000) -> Iterator[PurgeTally]:
+    """Delete the internal notes of conversations resolved before the cutoff, in batches."""
+    rows = purgeable_notes(resolved_before=resolved_before)
+    tally = PurgeTally(total=rows.count())
+    for batch in _id_batches(rows, batch_size):
+        ids = [pk for (pk,) in batch]
+        with transaction.atomic():
+            deleted, _by_model = rows.filter(pk__in=ids).delete()
+        tally.notes += deleted
+        tally.done += len(ids)
+        yield tally
+    logger.info("notes_purged", notes=tally.notes)
+
+
+def media_purge(
+    *,
+    created_before: datetime,
+    resolved_before: datetime | None = None,
+    batch_size: int = 1000,
+) -> Iterator[PurgeTally]:
+    """Delete stored media files older than ``created_before``; the messages
+    keep their text and say the file is gone. Yields the tally per batch."""
+    rows = expired_media(created_before=created_before, resolved_before=resolved_before)
+    tally = PurgeTally(total=rows.count())
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = _("The file was deleted under the data retention policy.")
+    for batch in _id_batches(rows, batch_size):
+        ids = [pk for (pk,) in batch]
+        messages = list(rows.filter(pk__in=ids).only("pk", "media_file", "media_id", "payload"))
+        for message in messages:
+            _delete_stored(message.media_file, tally)
+            message.media_file = ""
+            # Without its media id the console no longer says "being downloaded…".
+            message.media_id = ""
+            message.payload = {**(message.payload or {}), "media_error": reason}
+        with transaction.atomic():
+            Message.objects.bulk_update(messages, ["media_file", "media_id", "payload"])
+        tally.media_cleared += len(messages)
+        tally.done += len(ids)
+        yield tally
+    logger.info(
+        "media_purged",
+        messages=tally.media_cleared,
+        media_files=tally.media_files,
+        media_bytes=tally.media_bytes,
+    )
+
+
+def data_purge_plan(
+    *, resolved_before: datetime, media_before: datetime | None = None
+) -> tuple[PurgeTally, PurgeTally | None]:
+    """What ``messages_purge``/``notes_purge`` and ``media_purge`` would remove:
+    counts and the bytes of the files still in the storage."""
+    full = PurgeTally(
+        conversations=purgeable_conversations(resolved_before=resolved_before)
+        .filter(
+            Exists(Message.objects.filter(conversation=OuterRef("pk")))
+            | Exists(Note.objects.filter(conversation=OuterRef("pk")))
+        )
+        .count(),
+        messages=purgeable_messages(resolved_before=resolved_before).count(),
+        notes=purgeable_notes(resolved_before=resolved_before).count(),
+    )
+    _measure(purgeable_messages(resolved_before=resolved_before), full)
+    media = None
+    if media_before is not None:
+        rows = expired_media(created_before=media_before, resolved_before=resolved_before)
+        media = PurgeTally(media_cleared=rows.count())
+        _measure(rows, media)
+    return full, media
+
+
+def _measure(rows: QuerySet[Message], tally: PurgeTally) -> None:
+    paths = rows.exclude(media_file="").values_list("media_file", flat=True)
+    for path in paths.iterator(chunk_size=2000):
+        size = stored_size(path)
+        if size is None:
+            tally.media_missing += 1
+        else:
+            tally.media_files += 1
+            tally.media_bytes += size
+
+
+RESEND_QUEUED = "resent"
+RESEND_NOT_FAILED = "not_failed"
+RESEND_RESOLVED = "conversation_resolved"
+RESEND_WINDOW_CLOSED = "outside_service_window"
+
+
+def failed_messages(*, since: datetime, code: str = "") -> QuerySet[Message]:
+    """Outbound messages that failed at or after ``since`` (with ``code``, if given)."""
+    rows = Message.objects.filter(
+        direction=Message.Direction.OUT, status=Message.Status.FAILED, failed_at__gte=since
+    )
+    return rows.filter(error_code=code) if code else rows
+
+
+def message_resend_refusal(
+    message: Message, conversation: Conversation, *, now: datetime
+) -> str | None:
+    """Why a failed message may not be sent again now, or None when it may."""
+    if message.direction != Message.Direction.OUT or message.status != Message.Status.FAILED:
+        return RESEND_NOT_FAILED
+    if conversation.state == State.RESOLVED:
+        return RESEND_RESOLVED
+    if message.kind not in WINDOW_FREE_KINDS and not conversation.service_window_open(now):
+        return RESEND_WINDOW_CLOSED
+    return None
+
+
+@transaction.atomic
+def message_resend(*, message: Message, now: datetime | None = None) -> str:
+    """Put a failed outbound message back to ``pending`` and enqueue its
+    delivery again; ``RESEND_QUEUED``, or why not (``message_resend_refusal``).
+
+    The row is locked and the update is conditional on ``failed``, so two
+    runs at once queue it once; the sender itself skips anything no longer
+    pending. The old provider id and timestamps are cleared: a late status
+    about the failed attempt must not move the new one.
+    """
+    now = now or timezone.now()
+    locked = Message.objects.select_for_update().filter(pk=message.pk).first()
+    if locked is None:
+        return RESEND_NOT_FAILED
+    conversation = Conversation.objects.select_related("inbox").get(pk=locked.conversation_id)
+    refusal = message_resend_refusal(locked, conversation, now=now)
+    if refusal is not None:
+        return refusal
+    changed = Message.objects.filter(pk=locked.pk, status=Message.Status.FAILED).update(
+        status=Message.Status.PENDING,
+        external_id=None,
+        error_code="",
+        error_title="",
+        error_detail="",
+        sent_at=None,
+        delivered_at=None,
+        read_at=None,
+        failed_at=None,
+    )
+    if not changed:
+        return RESEND_NOT_FAILED
+    locked.refresh_from_db()
+    channels.enqueue_delivery(conversation.inbox.channel, locked.pk)
+    events.message_changed(locked)
+    logger.info("message_resend_queued", message_id=locked.pk)
+    return RESEND_QUEUED

@@ -193,6 +193,10 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": "ispsupport:asgi",
+                # channels-redis drops a group message for a socket whose
+                # queue is full (default 100), silently: a busy console missed
+                # live updates under load (bench/soak.py). Room for bursts.
+                "capacity": 1000,
             },
         }
     }
@@ -498,6 +502,18 @@ WHITENOISE_USE_FINDERS = DEBUG
 # --- Operations ------------------------------------------------------------------
 
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", default=2.0, minimum=0.1)
+# Retention (LGPD): what purge_old_data deletes by default. Messages, media
+# and notes of conversations resolved longer ago than this; 0 = say it on
+# the command line. Media files of any conversation after MEDIA_RETENTION_DAYS
+# (0 = kept as long as their messages).
+MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", default=365, minimum=0)
+MEDIA_RETENTION_DAYS = env_int("MEDIA_RETENTION_DAYS", default=0, minimum=0)
+# Only a task worker's unit sets it: a process without HTTP serves its own
+# /metrics on 127.0.0.1 at this port (what the worker counts: sends, bot, Gemini).
+METRICS_EXPORT_PORT = env_int("METRICS_EXPORT_PORT", default=0, minimum=0)
+if METRICS_EXPORT_PORT:
+    PROMETHEUS_METRICS_EXPORT_PORT = METRICS_EXPORT_PORT
+    PROMETHEUS_METRICS_EXPORT_ADDRESS = "127.0.0.1"
 BREAKER_NAMESPACE = env_str("BREAKER_NAMESPACE", "ispsupport")
 
 LOG_FORMAT = env_choice(

@@ -331,6 +331,7 @@ def test_redis_url_moves_cache_and_channel_layer_to_redis() -> None:
                         {"address": REDIS_URL, "socket_connect_timeout": 1.0, "socket_timeout": 8.0}
                     ],
                     "prefix": "ispsupport:asgi",
+                    "capacity": 1000,
                 },
             }
         },
