@@ -1,0 +1,138 @@
+"""Erase one person's data (an LGPD erasure request): ``erase_contact PHONE|CPF``.
+
+Only reports what it would erase until you add --commit (with --actor and
+--reason, recorded in admin's history). See ``conversations.privacy.contact_erase``
+for exactly what is replaced and what is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts.models import User
+from conversations.privacy import (
+    ErasureCounts,
+    ambiguous_matches,
+    contact_erase,
+    contact_erasure_preview,
+    contacts_find,
+)
+from ispsupport.errors import ServiceError
+
+HELP = """Anonymise everything the helpdesk holds about one person (LGPD erasure
+request), found by phone (any format: +55 11 98888-7777, 11988887777), WhatsApp
+id, WhatsApp user id (BSUID) or CPF/CNPJ. Their contact's name, phone, WhatsApp
+ids, CPF/CNPJ, customer code, notes and tags; the text, captions, payloads and
+media files (deleted from storage) of every message of their conversations,
+internal notes included; and the text admin's history quotes, are replaced.
+Conversations and messages stay as rows, with their times, protocol numbers and
+ratings, so reports and metrics stay right; active conversations are resolved
+and unsent messages fail. NOT erased: the ISP's subscriber record (contracts,
+invoices) in the subscribers app, kept by the ISP under other legal bases
+(contract, legal obligations); erase it there if it must go. Dry run by
+default: add --commit, with --actor (an active admin) and --reason (kept in
+admin's history: write a ticket number, not the person's data)."""
+
+
+class Command(BaseCommand):
+    help = HELP
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "person",
+            metavar="PHONE|CPF",
+            help="Phone, WhatsApp id, BSUID or CPF/CNPJ (with or without punctuation).",
+        )
+        parser.add_argument("--commit", action="store_true", help="Erase (default: only report).")
+        parser.add_argument(
+            "--actor",
+            metavar="USERNAME",
+            help="The admin carrying out the request (required with --commit).",
+        )
+        parser.add_argument(
+            "--reason",
+            metavar="TEXT",
+            help="Why, e.g. the request's ticket number (required with --commit).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        commit: bool = options["commit"]
+        actor = self._actor(options["actor"], required=commit)
+        reason = (options["reason"] or "").strip()
+        if commit and not reason:
+            raise CommandError("--reason is required with --commit (e.g. the ticket number).")
+
+        matches = contacts_find(query=options["person"])
+        if not matches:
+            raise CommandError("No contact matches that phone, WhatsApp id or CPF/CNPJ.")
+        if ambiguous_matches(matches):
+            raise CommandError(
+                "Ambiguous: read as a CPF/CNPJ it names one contact and read as a phone "
+                "another. Write the CPF/CNPJ with its punctuation (529.982.247-25) or the "
+                "phone with + and its country code (+55 11 98888-7777)."
+            )
+        for match in matches:
+            self.stdout.write(
+                f"Contact #{match.contact.pk} (matched by {', '.join(match.matched_by)})"
+            )
+        if len(matches) > 1:
+            self.stdout.write(f"{len(matches)} contacts match: all of them are erased.")
+        contacts = [m.contact for m in matches]
+
+        if not commit:
+            counts = contact_erasure_preview(contacts=contacts)
+            self._describe(counts, verb="would be")
+            self.stdout.write(
+                self.style.SUCCESS(
+                    "Dry run: nothing changed; add --commit --actor USERNAME --reason TEXT "
+                    "to erase."
+                )
+            )
+            return
+        if actor is None:  # _actor() already refused a missing one under --commit
+            raise CommandError("--actor is required with --commit.")
+        try:
+            counts = contact_erase(contacts=contacts, actor=actor, reason=reason)
+        except ServiceError as exc:
+            raise CommandError(exc.message) from None
+        self._describe(counts, verb="were")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Erased {counts.contacts} contact(s); recorded in admin's history "
+                f"as done by {actor.username}."
+            )
+        )
+
+    def _actor(self, username: str | None, *, required: bool) -> User | None:
+        if not username:
+            if required:
+                raise CommandError("--actor is required with --commit (an admin's username).")
+            return None
+        actor = User.objects.filter(username=username).first()
+        if actor is None or not actor.is_active:
+            raise CommandError(f"No active user named {username!r}.")
+        if not actor.is_admin:
+            raise CommandError(f"{username!r} is not an admin: only admins may erase contacts.")
+        return actor
+
+    def _describe(self, counts: ErasureCounts, *, verb: str) -> None:
+        lines = [
+            f"{counts.contacts} contact(s) {verb} anonymised: name, phone, WhatsApp ids, "
+            f"CPF/CNPJ, customer code, notes and {counts.contact_tags} tag(s).",
+            f"{counts.conversations} conversation(s) kept as rows (times, protocol, rating); "
+            f"{counts.active_conversations} active one(s) {verb} resolved.",
+            f"{counts.messages} message(s) kept as rows; {counts.messages_with_content} with "
+            f"text, payload or media {verb} cleared, {counts.media_files} media file(s) "
+            f"{verb} deleted, {counts.pending_outbound} unsent {verb} failed.",
+            f"{counts.notes} internal note(s) {verb} blanked; {counts.admin_history} admin "
+            f"history entr(ies) {verb} scrubbed.",
+        ]
+        if counts.linked_customers:
+            lines.append(
+                "Linked to an ISP customer code: the ISP's subscriber record, if any, is NOT "
+                "erased (the ISP keeps it under other legal bases)."
+            )
+        for line in lines:
+            self.stdout.write(line)
