@@ -66,7 +66,15 @@ from whatsapp.models import EarlyStatus, MessageTemplate, WhatsAppAccount
 
 EN = {"Accept-Language": "en"}
 PASSWORD = "Senha-Forte-123"
-OUR_APPS = {"accounts", "conversations", "whatsapp", "chatbot", "subscribers"}
+# django_tasks_database: the task results page is the helpdesk admins' too.
+OUR_APPS = {
+    "accounts",
+    "conversations",
+    "whatsapp",
+    "chatbot",
+    "subscribers",
+    "django_tasks_database",
+}
 REGISTERED = sorted(model._meta.label for model in admin.site._registry)
 
 
