@@ -207,12 +207,21 @@ def _touch_accounts(account_ids: set[int]) -> None:
     ).update(last_webhook_at=now)
 
 
+def _lock_order(message: InboundMessage) -> tuple[str, str]:
+    return (message.sender.wa_id or "", message.sender.bsuid or "")
+
+
 def _ingest_change(
     account: WhatsAppAccount, change: Change, result: IngestResult, received_at: float | None
 ) -> None:
     for identity in change.identity_changes:
         result.relinked += _relink(identity)
-    for message in change.messages:
+    # One envelope may carry several customers, and each message locks its
+    # customer's conversation until the envelope commits: two envelopes with
+    # the same customers in opposite orders would deadlock. Taking customers in
+    # one order everywhere prevents it; the stable sort keeps each customer's
+    # own messages in the order Meta sent them.
+    for message in sorted(change.messages, key=_lock_order):
         try:
             with transaction.atomic():
                 _ingest_message(account, message, result, received_at)

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from conversations.models import Message
 from conversations.services import message_apply_status
+from ispsupport.breakers import SPECS as BREAKERS
 from ispsupport.tasks import background_task, enqueue
 from whatsapp import services
 from whatsapp.models import WhatsAppAccount
@@ -96,6 +97,10 @@ def _send(message_id: int, attempt: int) -> str:
     except TransportError as exc:
         if exc.is_auth_error:
             services.account_mark_unhealthy(account=account, code=exc.code, title=exc.title)
+        if exc.code == "breaker_open" and send_message.get_backend().supports_defer:
+            # Nothing reached Meta: waiting out an outage must not use up the
+            # attempts, or a long one would fail every waiting message.
+            return _retry(message, attempt - 1, exc, at_least=BREAKERS["whatsapp"].reset_timeout)
         if exc.retryable and attempt < settings.WHATSAPP_SEND_MAX_ATTEMPTS:
             return _retry(message, attempt, exc)
         return _fail(
@@ -196,8 +201,8 @@ def _apply_early_statuses(external_id: str) -> None:
         logger.exception("whatsapp_early_statuses_failed", external_id=external_id)
 
 
-def _retry(message: Message, attempt: int, exc: TransportError) -> str:
-    delay = retry_delay(attempt)
+def _retry(message: Message, attempt: int, exc: TransportError, *, at_least: float = 0) -> str:
+    delay = max(retry_delay(max(attempt, 1)), at_least)
     task = send_message
     if task.get_backend().supports_defer:
         task = send_message.using(run_after=timezone.now() + timedelta(seconds=delay))
