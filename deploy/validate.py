@@ -594,8 +594,8 @@ def check_units(units: Path, report: Report) -> None:
                     f"{where}: --proxy-headers trusts the client-written X-Forwarded-For "
                     "entry; the application reads it with TRUSTED_PROXY_COUNT"
                 )
-        if where.startswith("ispsupport-worker@") and "db_worker" not in exec_start:
-            problems.append(f"{where}: the worker runs manage.py db_worker")
+        if where.startswith("ispsupport-worker@") and "manage.py worker" not in exec_start:
+            problems.append(f"{where}: the worker runs manage.py worker")
     if not (units / "ispsupport.target").is_file():
         problems.append("ispsupport.target is missing")
     if problems:
