@@ -60,7 +60,7 @@ def with_time_left(candidates: Iterable[str], seconds: float = 30) -> str:
 def wait_for_time_left(value: str, seconds: float) -> None:
     left = seconds_left(value)
     if left < seconds:
-        time.sleep(left + 0.5)
+        time.sleep(max(0.0, left + 0.5))
 
 
 def ips(prefix: str = "203.0.113") -> list[str]:
