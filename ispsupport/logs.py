@@ -76,7 +76,12 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(
+            colors=False,
+            # Pretty tracebacks (rich) print local variables: a phone or a token
+            # held in one would reach the log.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     )
     final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if fmt == "json":

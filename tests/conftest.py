@@ -9,6 +9,7 @@ must mean the services were really used.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -38,6 +39,43 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+# LOG_CAPTURE_FILE=path: every record the suite logs is also written there as
+# production JSON, and the run fails at the end if one shows a fixture's phone,
+# CPF, name, access token or app secret (LGPD; CI sets it).
+_LOG_CAPTURE_FILE = os.environ.get("LOG_CAPTURE_FILE")
+_log_capture: logging.Handler | None = None
+
+
+@pytest.fixture(autouse=True)
+def _suite_log_capture() -> None:
+    global _log_capture
+    if not _LOG_CAPTURE_FILE:
+        return
+    from tests.ispsupport.test_no_personal_data_in_logs import capture_to_file
+
+    # Re-attached when a test reconfigured logging (dictConfig drops handlers).
+    if _log_capture is None or _log_capture not in logging.getLogger().handlers:
+        _log_capture = capture_to_file(_LOG_CAPTURE_FILE)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _LOG_CAPTURE_FILE or _log_capture is None:
+        return
+    from tests.ispsupport.test_no_personal_data_in_logs import scan_log_file
+
+    _log_capture.flush()
+    found = scan_log_file(_LOG_CAPTURE_FILE)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if found:
+        if reporter is not None:
+            reporter.write_line(f"personal data in the suite's logs ({_LOG_CAPTURE_FILE}):")
+            for line in found[:20]:
+                reporter.write_line(f"  {line}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.write_line(f"log capture: no personal data in {_LOG_CAPTURE_FILE}")
 
 
 @pytest.fixture(autouse=True)
