@@ -3,9 +3,8 @@ forgets them (erasure requests).
 
 Only the conversations side lives here. The ISP's subscriber records belong to
 the subscribers app, which the core may not import: ``export_contact_data``
-(a chatbot command, the one app allowed to read both) adds them to the
-export, and erasure never touches them (the ISP keeps its contracts and
-invoices under other legal bases).
+and ``erase_contact`` (chatbot commands, the one app allowed to read both) add
+them (``subscribers.privacy``).
 
 An erasure anonymises rather than deletes: the contact, its conversations and
 their messages stay as rows with their times, states and ratings, so reports
@@ -365,7 +364,8 @@ def contact_erase(
     unsent messages fail. Recorded as an admin history entry by ``actor`` with
     ``reason``; the log line carries ids and counts only.
 
-    The ISP's subscriber record (subscribers app) is not touched.
+    The ISP's subscriber records (subscribers app) are not touched here: the
+    ``erase_contact`` command deletes them in the same transaction.
     """
     if not actor.is_active or not actor.is_admin:
         raise ServiceError(

@@ -13,6 +13,7 @@ never touch an ERP's objects (or this app's models) directly.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -23,7 +24,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 
-from ispsupport.cache import get_or_fetch
+from ispsupport.cache import get_or_fetch, invalidate
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,7 @@ class CachedDirectory(SubscriberDirectory):
         self.ttl = ttl
 
     def _key(self, kind: str, value: str) -> str:
-        digest = salted_hmac("subscribers.directory.cache", value, algorithm="sha256")
-        return f"subscribers:{kind}:{digest.hexdigest()[:32]}"
+        return cache_key(kind, value)
 
     def find_by_phone(self, phone: str) -> list[SubscriberInfo]:
         return get_or_fetch(
@@ -213,3 +213,18 @@ def get_directory() -> SubscriberDirectory:
     if settings.SUBSCRIBER_DIRECTORY == "subscribers.builtin.DatabaseDirectory":
         return directory
     return CachedDirectory(directory)
+
+
+def cache_key(kind: str, value: str) -> str:
+    digest = salted_hmac("subscribers.directory.cache", value, algorithm="sha256")
+    return f"subscribers:{kind}:{digest.hexdigest()[:32]}"
+
+
+def forget_cached(*, phones: Iterable[str], documents: Iterable[str], codes: Iterable[str]) -> None:
+    """Drop ``CachedDirectory``'s answers about one person (after an erasure),
+    rather than let them live out their ``ttl``."""
+    keys = [cache_key("phone", p) for p in phones if p]
+    keys += [cache_key("document", d) for d in documents if d]
+    keys += [cache_key(kind, c) for c in codes if c for kind in ("code", "invoices")]
+    if keys:
+        invalidate(*keys)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -36,6 +36,7 @@ from conversations.privacy import (
     is_erased,
 )
 from ispsupport.errors import ServiceError
+from subscribers.models import Subscriber
 from tests.subscribers.factories import make_contract, make_invoice, make_plan, make_subscriber
 
 NAME = "Maria Aparecida Souza"
@@ -511,8 +512,8 @@ def test_dry_run_says_what_would_go_and_changes_nothing(
         "payload or media would be cleared, 1 media file(s) would be deleted, 1 unsent would "
         "be failed.",
         "1 internal note(s) would be blanked; 3 admin history entr(ies) would be scrubbed.",
-        "Linked to an ISP customer code: the ISP's subscriber record, if any, is NOT erased "
-        "(the ISP keeps it under other legal bases).",
+        "0 subscriber record(s) would be deleted with 0 contract(s) and 0 invoice(s); 0 admin "
+        "history entr(ies) would be scrubbed.",
         "Dry run: nothing changed; add --commit --actor USERNAME --reason TEXT to erase.",
     ]
     assert database_traces(_needles()) == before
@@ -535,7 +536,8 @@ def test_after_erasure_no_trace_of_the_person_is_left(
         output = erase(CPF_TYPED, "--commit", "--actor", erasing_admin.username, "--reason", REASON)
 
     assert output.splitlines()[-1] == (
-        "Erased 1 contact(s); recorded in admin's history as done by dpo.admin."
+        "Erased 1 contact(s) and 0 subscriber record(s); recorded in admin's history as "
+        "done by dpo.admin."
     )
     assert database_traces(_needles()) == []
     assert media_traces(Path(settings.MEDIA_ROOT), _needles()) == []
@@ -606,7 +608,7 @@ def test_the_person_writing_again_is_a_new_contact(
     assert match.contact.pk == fresh.contact_id
 
 
-def test_the_isps_subscriber_record_is_kept(
+def test_the_service_alone_leaves_the_isps_subscriber_record(
     person: Contact, subscriber: Any, erasing_admin: User
 ) -> None:
     contact_erase(contacts=[person], actor=erasing_admin, reason=REASON)
@@ -618,6 +620,70 @@ def test_the_isps_subscriber_record_is_kept(
         CPF,
     )
     assert subscriber.contracts.count() == 1
+
+
+def test_the_command_deletes_the_subscriber_copy_leaving_no_trace(
+    person: Contact, other: Contact, subscriber: Any, erasing_admin: User, settings: Any
+) -> None:
+    """The export's subscriber (name, CPF, phone, e-mail, installation address,
+    contract and invoices) goes with the contact, and admin's history of it."""
+    needles = [*_needles(), "maria@example.com", "Rua das Acácias 42", "CT-77", "34191.79001"]
+    _history(subscriber, repr_=str(subscriber), message="[]", user=erasing_admin)
+    assert database_traces(needles)
+    dry = erase("+55 11 98888-7777")
+    assert "1 subscriber record(s) would be deleted with 1 contract(s) and 2 invoice(s)" in dry
+    assert Subscriber.objects.filter(pk=subscriber.pk).exists()
+
+    output = erase("+55 11 98888-7777", "--commit", "--actor", "dpo.admin", "--reason", REASON)
+
+    assert "1 subscriber record(s) were deleted with 1 contract(s) and 2 invoice(s)" in output
+    assert output.splitlines()[-1] == (
+        "Erased 1 contact(s) and 1 subscriber record(s); recorded in admin's history as done "
+        "by dpo.admin."
+    )
+    assert database_traces(needles) == []
+    assert not Subscriber.objects.filter(pk=subscriber.pk).exists()
+    assert LogEntry.objects.filter(
+        object_id=str(subscriber.pk), object_repr="[apagado]", action_flag=DELETION
+    ).exists()
+
+
+def test_keep_subscriber_keeps_the_isps_record(
+    person: Contact, subscriber: Any, erasing_admin: User
+) -> None:
+    output = erase(
+        CPF_TYPED, "--commit", "--actor", "dpo.admin", "--reason", REASON, "--keep-subscriber"
+    )
+
+    assert "The ISP's subscriber records are kept (--keep-subscriber)." in output
+    subscriber.refresh_from_db()
+    assert subscriber.name == NAME
+    assert Contact.objects.get(pk=person.pk).name == ERASED
+
+
+def test_a_subscriber_who_never_wrote_is_erased_by_cpf(db: None, erasing_admin: User) -> None:
+    owner = make_subscriber("CLI-9", "Ana Lúcia Prado", phone="+5511977776666", document=CPF)
+
+    output = erase(CPF_TYPED, "--commit", "--actor", "dpo.admin", "--reason", REASON)
+
+    assert "No helpdesk contact matches: only subscriber records are erased." in output
+    assert not Subscriber.objects.filter(pk=owner.pk).exists()
+    assert database_traces(["Ana Lúcia Prado", "+5511977776666"]) == []
+
+
+def test_someone_else_sharing_the_phone_keeps_their_record(
+    person: Contact, erasing_admin: User
+) -> None:
+    """Two subscribers on one phone (a family): the phone does not say whose
+    records are the person's, so neither is deleted by it."""
+    husband = make_subscriber(
+        "CLI-1", "Carlos Souza", phone="+5511988887777", document="11144477735"
+    )
+    daughter = make_subscriber("CLI-2", "Bia Souza", phone="+5511988887777")
+
+    erase(WA_ID, "--commit", "--actor", "dpo.admin", "--reason", REASON)
+
+    assert Subscriber.objects.filter(pk__in=[husband.pk, daughter.pk]).count() == 2
 
 
 @pytest.mark.parametrize(
@@ -664,7 +730,9 @@ def test_nobody_to_erase_is_a_clear_failure(db: None) -> None:
     with pytest.raises(CommandError) as failure:
         erase("+55 11 90000-0000")
 
-    assert str(failure.value) == "No contact matches that phone, WhatsApp id or CPF/CNPJ."
+    assert str(failure.value) == (
+        "No contact or subscriber matches that phone, WhatsApp id or CPF/CNPJ."
+    )
 
 
 def test_an_ambiguous_number_is_never_erased_on_a_guess(
@@ -685,9 +753,10 @@ def test_an_ambiguous_number_is_never_erased_on_a_guess(
     assert person.name == ERASED
 
 
-def test_erase_help_says_the_subscriber_record_is_kept() -> None:
-    command = load_command_class("conversations", "erase_contact")
+def test_erase_help_says_what_happens_to_the_subscriber_record() -> None:
+    command = load_command_class("chatbot", "erase_contact")
     text = " ".join(command.create_parser("manage.py", "erase_contact").format_help().split())
 
-    assert "NOT erased: the ISP's subscriber record" in text
+    assert "subscriber records stored here" in text
+    assert "--keep-subscriber" in text
     assert "--commit" in text and "--actor" in text and "--reason" in text

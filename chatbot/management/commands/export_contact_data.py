@@ -9,7 +9,6 @@ the one app the import rules (ARCHITECTURE.md) let read both.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -17,7 +16,6 @@ from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -30,8 +28,7 @@ from conversations.privacy import (
     write_private_file,
 )
 from ispsupport.crypto import DecryptionError
-from ispsupport.identity import document_hash
-from subscribers.models import DOCUMENT_PURPOSE, Subscriber
+from subscribers.privacy import shared_phone_records, subscriber_records
 
 logger = structlog.get_logger(__name__)
 
@@ -50,97 +47,6 @@ covers them; and the ISP's subscriber records linked to them (by customer code
 or CPF/CNPJ, or by phone when only one subscriber has it): plan, contracts,
 invoices. The output is personal data: hand it only to the person; --output
 files are created readable by their owner only."""
-
-
-def _when(value: Any) -> str | None:
-    return value.isoformat() if value else None
-
-
-def subscriber_records(
-    *, codes: Iterable[str], documents: Iterable[str], phones: Iterable[str]
-) -> list[dict[str, Any]]:
-    """The built-in subscriber records of one person, with contracts and invoices.
-
-    Matched by customer code and CPF/CNPJ (both name one person); by phone only
-    when exactly one subscriber has that phone, as the bot identifies people: a
-    family's shared phone must not put someone else's contract in the export.
-    """
-    hashes = [document_hash(d, purpose=DOCUMENT_PURPOSE) for d in set(documents) if d]
-    phones = {p for p in phones if p}
-    unique_phones = list(
-        Subscriber.objects.filter(phone__in=phones)
-        .values("phone")
-        .annotate(n=Count("id"))
-        .filter(n=1)
-        .values_list("phone", flat=True)
-    )
-    condition = Q(pk__in=[])
-    codes = {c for c in codes if c}
-    if codes:
-        condition |= Q(code__in=codes)
-    if hashes:
-        condition |= Q(document_hash__in=hashes)
-    if unique_phones:
-        condition |= Q(phone__in=unique_phones)
-    rows = (
-        Subscriber.objects.filter(condition)
-        .order_by("pk")
-        .prefetch_related("contracts__plan", "contracts__invoices")
-    )
-    return [
-        {
-            "code": subscriber.code,
-            "name": subscriber.name,
-            "document": subscriber.document,
-            "phone": subscriber.phone,
-            "email": subscriber.email,
-            "region": subscriber.region,
-            "address": subscriber.address,
-            "created_at": _when(subscriber.created_at),
-            "updated_at": _when(subscriber.updated_at),
-            "contracts": [
-                {
-                    "code": contract.code,
-                    "plan": {
-                        "code": contract.plan.code,
-                        "name": contract.plan.name,
-                        "download_mbps": contract.plan.download_mbps,
-                        "upload_mbps": contract.plan.upload_mbps,
-                        "price": str(contract.plan.price),
-                    },
-                    "status": contract.status,
-                    "suspension_reason": contract.suspension_reason,
-                    "installation_address": contract.address,
-                    "trust_unlocked_until": _when(contract.trust_unlocked_until),
-                    "last_trust_unlock_at": _when(contract.last_trust_unlock_at),
-                    "created_at": _when(contract.created_at),
-                    "invoices": [
-                        {
-                            "code": invoice.code,
-                            "amount": str(invoice.amount),
-                            "due_date": _when(invoice.due_date),
-                            "status": invoice.status,
-                            "digitable_line": invoice.digitable_line,
-                            "pix_code": invoice.pix_code,
-                            "paid_at": _when(invoice.paid_at),
-                        }
-                        for invoice in contract.invoices.all()
-                    ],
-                }
-                for contract in subscriber.contracts.all()
-            ],
-        }
-        for subscriber in rows
-    ]
-
-
-def shared_phone_records(*, phones: Iterable[str], exported: set[str]) -> int:
-    """How many subscriber records have one of ``phones`` along with someone
-    else, and were left out of the export for that reason."""
-    phones = {p for p in phones if p}
-    if not phones:
-        return 0
-    return Subscriber.objects.filter(phone__in=phones).exclude(code__in=exported).count()
 
 
 class Command(BaseCommand):

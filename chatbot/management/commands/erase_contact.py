@@ -2,7 +2,9 @@
 
 Only reports what it would erase until you add --commit (with --actor and
 --reason, recorded in admin's history). See ``conversations.privacy.contact_erase``
-for exactly what is replaced and what is kept.
+for exactly what is replaced and what is kept, and
+``subscribers.privacy.subscribers_erase`` for the ISP's records. It lives in the
+chatbot app, like ``export_contact_data``: the one app allowed to read both.
 """
 
 from __future__ import annotations
@@ -10,16 +12,28 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from accounts.models import User
+from conversations.models import Contact
 from conversations.privacy import (
     ErasureCounts,
     ambiguous_matches,
     contact_erase,
     contact_erasure_preview,
     contacts_find,
+    query_document,
+    query_phone,
 )
+from ispsupport.crypto import DecryptionError
 from ispsupport.errors import ServiceError
+from subscribers.models import Subscriber
+from subscribers.privacy import (
+    SubscriberErasureCounts,
+    subscriber_erasure_preview,
+    subscribers_erase,
+    subscribers_of,
+)
 
 HELP = """Anonymise everything the helpdesk holds about one person (LGPD erasure
 request), found by phone (any format: +55 11 98888-7777, 11988887777), WhatsApp
@@ -29,11 +43,13 @@ media files (deleted from storage) of every message of their conversations,
 internal notes included; and the text admin's history quotes, are replaced.
 Conversations and messages stay as rows, with their times, protocol numbers and
 ratings, so reports and metrics stay right; active conversations are resolved
-and unsent messages fail. NOT erased: the ISP's subscriber record (contracts,
-invoices) in the subscribers app, kept by the ISP under other legal bases
-(contract, legal obligations); erase it there if it must go. Dry run by
-default: add --commit, with --actor (an active admin) and --reason (kept in
-admin's history: write a ticket number, not the person's data)."""
+and unsent messages fail. The ISP's subscriber records stored here (found by
+customer code or CPF/CNPJ, or by a phone no one else has) are deleted with
+their contracts and invoices: they are a copy, the ERP keeps its own under the
+ISP's legal bases. --keep-subscriber keeps them (e.g. an active contract the
+bot must still recognise). Dry run by default: add --commit, with --actor (an
+active admin) and --reason (kept in admin's history: write a ticket number, not
+the person's data)."""
 
 
 class Command(BaseCommand):
@@ -56,6 +72,11 @@ class Command(BaseCommand):
             metavar="TEXT",
             help="Why, e.g. the request's ticket number (required with --commit).",
         )
+        parser.add_argument(
+            "--keep-subscriber",
+            action="store_true",
+            help="Keep the ISP's subscriber records stored here (default: delete them).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         commit: bool = options["commit"]
@@ -64,14 +85,23 @@ class Command(BaseCommand):
         if commit and not reason:
             raise CommandError("--reason is required with --commit (e.g. the ticket number).")
 
-        matches = contacts_find(query=options["person"])
-        if not matches:
-            raise CommandError("No contact matches that phone, WhatsApp id or CPF/CNPJ.")
+        query: str = options["person"]
+        matches = contacts_find(query=query)
         if ambiguous_matches(matches):
             raise CommandError(
                 "Ambiguous: read as a CPF/CNPJ it names one contact and read as a phone "
                 "another. Write the CPF/CNPJ with its punctuation (529.982.247-25) or the "
                 "phone with + and its country code (+55 11 98888-7777)."
+            )
+        contacts = [m.contact for m in matches]
+        subscribers = (
+            Subscriber.objects.none()
+            if options["keep_subscriber"]
+            else self._subscribers(query, contacts)
+        )
+        if not contacts and not subscribers.exists():
+            raise CommandError(
+                "No contact or subscriber matches that phone, WhatsApp id or CPF/CNPJ."
             )
         for match in matches:
             self.stdout.write(
@@ -79,11 +109,12 @@ class Command(BaseCommand):
             )
         if len(matches) > 1:
             self.stdout.write(f"{len(matches)} contacts match: all of them are erased.")
-        contacts = [m.contact for m in matches]
 
         if not commit:
-            counts = contact_erasure_preview(contacts=contacts)
-            self._describe(counts, verb="would be")
+            self._describe(contact_erasure_preview(contacts=contacts), verb="would be")
+            self._describe_subscribers(
+                subscriber_erasure_preview(subscribers), verb="would be", kept=options
+            )
             self.stdout.write(
                 self.style.SUCCESS(
                     "Dry run: nothing changed; add --commit --actor USERNAME --reason TEXT "
@@ -94,15 +125,38 @@ class Command(BaseCommand):
         if actor is None:  # _actor() already refused a missing one under --commit
             raise CommandError("--actor is required with --commit.")
         try:
-            counts = contact_erase(contacts=contacts, actor=actor, reason=reason)
+            # One transaction: never a contact erased and their subscriber kept.
+            with transaction.atomic():
+                counts = (
+                    contact_erase(contacts=contacts, actor=actor, reason=reason)
+                    if contacts
+                    else ErasureCounts()
+                )
+                erased = subscribers_erase(subscribers, actor=actor, reason=reason)
         except ServiceError as exc:
             raise CommandError(exc.message) from None
         self._describe(counts, verb="were")
+        self._describe_subscribers(erased, verb="were", kept=options)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Erased {counts.contacts} contact(s); recorded in admin's history "
-                f"as done by {actor.username}."
+                f"Erased {counts.contacts} contact(s) and {erased.subscribers} subscriber "
+                f"record(s); recorded in admin's history as done by {actor.username}."
             )
+        )
+
+    def _subscribers(self, query: str, contacts: list[Contact]) -> Any:
+        try:
+            documents = [c.document for c in contacts]
+        except DecryptionError:
+            raise CommandError(
+                "A stored CPF/CNPJ cannot be decrypted with FERNET_KEYS: put the key it was "
+                "encrypted with back in FERNET_KEYS and run again (the person's subscriber "
+                "records are found by it)."
+            ) from None
+        return subscribers_of(
+            codes=[c.customer_code for c in contacts],
+            documents=[*documents, query_document(query) or ""],
+            phones=[c.phone or "" for c in contacts] + [query_phone(query) or ""],
         )
 
     def _actor(self, username: str | None, *, required: bool) -> User | None:
@@ -129,10 +183,19 @@ class Command(BaseCommand):
             f"{counts.notes} internal note(s) {verb} blanked; {counts.admin_history} admin "
             f"history entr(ies) {verb} scrubbed.",
         ]
-        if counts.linked_customers:
-            lines.append(
-                "Linked to an ISP customer code: the ISP's subscriber record, if any, is NOT "
-                "erased (the ISP keeps it under other legal bases)."
-            )
+        if not counts.contacts:
+            lines = ["No helpdesk contact matches: only subscriber records are erased."]
         for line in lines:
             self.stdout.write(line)
+
+    def _describe_subscribers(
+        self, counts: SubscriberErasureCounts, *, verb: str, kept: dict[str, Any]
+    ) -> None:
+        if kept["keep_subscriber"]:
+            self.stdout.write("The ISP's subscriber records are kept (--keep-subscriber).")
+            return
+        self.stdout.write(
+            f"{counts.subscribers} subscriber record(s) {verb} deleted with "
+            f"{counts.contracts} contract(s) and {counts.invoices} invoice(s); "
+            f"{counts.admin_history} admin history entr(ies) {verb} scrubbed."
+        )
