@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from accounts.models import User
+from chatbot.privacy import subscriber_identities
 from conversations.models import Contact
 from conversations.privacy import (
     ErasureCounts,
@@ -22,8 +23,6 @@ from conversations.privacy import (
     contact_erase,
     contact_erasure_preview,
     contacts_find,
-    query_document,
-    query_phone,
 )
 from ispsupport.crypto import DecryptionError
 from ispsupport.errors import ServiceError
@@ -146,18 +145,13 @@ class Command(BaseCommand):
 
     def _subscribers(self, query: str, contacts: list[Contact]) -> Any:
         try:
-            documents = [c.document for c in contacts]
+            return subscribers_of(**subscriber_identities(query, contacts))
         except DecryptionError:
             raise CommandError(
                 "A stored CPF/CNPJ cannot be decrypted with FERNET_KEYS: put the key it was "
                 "encrypted with back in FERNET_KEYS and run again (the person's subscriber "
                 "records are found by it)."
             ) from None
-        return subscribers_of(
-            codes=[c.customer_code for c in contacts],
-            documents=[*documents, query_document(query) or ""],
-            phones=[c.phone or "" for c in contacts] + [query_phone(query) or ""],
-        )
 
     def _actor(self, username: str | None, *, required: bool) -> User | None:
         if not username:

@@ -19,11 +19,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.models import User
+from chatbot.privacy import subscriber_identities
 from conversations.models import Contact
 from conversations.privacy import (
     contact_data_export,
     contacts_find,
-    query_document,
     query_phone,
     write_private_file,
 )
@@ -81,11 +81,7 @@ class Command(BaseCommand):
         contacts = [m.contact for m in matches]
         try:
             exported = contact_data_export(contacts=contacts)
-            subscribers = subscriber_records(
-                codes=[c.customer_code for c in contacts],
-                documents=[c.document for c in contacts] + [query_document(query) or ""],
-                phones=[c.phone or "" for c in contacts] + [query_phone(query) or ""],
-            )
+            subscribers = subscriber_records(**subscriber_identities(query, contacts))
         except DecryptionError:
             raise CommandError(
                 "A stored CPF/CNPJ cannot be decrypted with FERNET_KEYS: put the key it was "
