@@ -1,15 +1,19 @@
 """Conversation metrics (the seed's names).
 
-``conversations_by_state`` and ``message_queue_size`` are computed when
-Prometheus scrapes, by one aggregate query each, cached for a few seconds so a
-burst of scrapes (several Prometheus replicas) does not become a burst of
-queries.
+``conversations_by_state``, ``message_queue_size`` and the per-team queue
+gauges (``conversations_queue_oldest_wait_seconds``,
+``conversations_first_response_overdue``) are computed when Prometheus
+scrapes, by one aggregate query each (plus the team names), cached for a few
+seconds so a burst of scrapes (several Prometheus replicas) does not become a
+burst of queries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import structlog
 from django.db import transaction
@@ -42,11 +46,12 @@ MESSAGE_PROCESSING = Histogram(
 
 SCRAPE_CACHE_SECONDS = 10
 STATE_COUNTS_KEY = "metrics:conversations_by_state"
+QUEUES_KEY = "metrics:conversation_queues"
 
 
 def state_counts_changed() -> None:
     """A conversation changed state: the next scrape recounts (after the commit)."""
-    transaction.on_commit(lambda: invalidate(STATE_COUNTS_KEY))
+    transaction.on_commit(lambda: invalidate(STATE_COUNTS_KEY, QUEUES_KEY))
 
 
 def _state_counts() -> dict[str, int]:
@@ -68,12 +73,75 @@ def _queue_size() -> int:
     return pending + queued
 
 
+def _queues() -> dict[str, dict[str, Any]]:
+    """Per team name ("" for no team): ``oldest``, the epoch seconds of its
+    oldest queued conversation's ``queued_at`` (None when none waits), and
+    ``overdue``, its active conversations past their first-response due time
+    with no first response yet (what the console dashboard calls overdue).
+    The oldest time, not the wait, is cached: the wait is taken at each scrape."""
+    from django.db.models import Count, Min, Q
+    from django.utils import timezone
+
+    from accounts.models import Team
+    from conversations.models import Conversation
+
+    State = Conversation.State
+    now = timezone.now()
+    rows = (
+        Conversation.objects.filter(state__in=[State.QUEUED, State.OPEN, State.PENDING])
+        .values("team_id")
+        .annotate(
+            oldest=Min("queued_at", filter=Q(state=State.QUEUED)),
+            overdue=Count(
+                "pk", filter=Q(first_response_at__isnull=True, first_response_due_at__lt=now)
+            ),
+        )
+        .order_by()
+    )
+    # Every team gets its series (0 when nothing waits), so a panel or an
+    # alert sees 0 rather than no data; no team only when it has something.
+    names = dict(Team.objects.values_list("pk", "name"))
+    queues = {name: {"oldest": None, "overdue": 0} for name in names.values()}
+    for row in rows:
+        oldest = row["oldest"]
+        if row["team_id"] is None and oldest is None and not row["overdue"]:
+            continue
+        queues[names.get(row["team_id"], "")] = {
+            "oldest": oldest.timestamp() if oldest else None,
+            "overdue": row["overdue"],
+        }
+    return queues
+
+
+def _queue_families(queues: dict[str, dict[str, Any]]) -> Iterator[GaugeMetricFamily]:
+    now = time.time()
+    oldest_wait = GaugeMetricFamily(
+        "conversations_queue_oldest_wait_seconds",
+        "How long the oldest conversation queued for each team has waited (0 when none).",
+        labels=["team"],
+    )
+    overdue = GaugeMetricFamily(
+        "conversations_first_response_overdue",
+        "Active conversations of each team past their first-response due time with no "
+        "first response yet.",
+        labels=["team"],
+    )
+    for team, queue in sorted(queues.items()):
+        since = queue["oldest"]
+        oldest_wait.add_metric([team], max(0.0, now - since) if since is not None else 0.0)
+        overdue.add_metric([team], queue["overdue"])
+    yield oldest_wait
+    yield overdue
+
+
 class ConversationCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Without describe() the registry calls collect() at registration,
         # which would query the database while the apps are still loading.
         yield GaugeMetricFamily("conversations_by_state", "", labels=["state"])
         yield GaugeMetricFamily("message_queue_size", "")
+        yield GaugeMetricFamily("conversations_queue_oldest_wait_seconds", "", labels=["team"])
+        yield GaugeMetricFamily("conversations_first_response_overdue", "", labels=["team"])
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from conversations.models import Conversation
@@ -83,6 +151,7 @@ class ConversationCollector(Collector):
             queue = get_or_fetch(
                 "metrics:message_queue_size", _queue_size, ttl=SCRAPE_CACHE_SECONDS
             )
+            queues = get_or_fetch(QUEUES_KEY, _queues, ttl=SCRAPE_CACHE_SECONDS)
         except Exception as exc:
             # A scrape while the database is down reports the rest, not a 500.
             logger.warning("metrics_query_failed", error=type(exc).__name__)
@@ -98,6 +167,7 @@ class ConversationCollector(Collector):
             "Outbound messages waiting to be sent plus background tasks waiting to run.",
             value=queue,
         )
+        yield from _queue_families(queues)
 
 
 _collector = ConversationCollector()

@@ -75,12 +75,15 @@ class ApiRootView(APIView):
 class CircuitBreakerSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
-    state = serializers.ChoiceField(["closed", "open", "half-open"])
-    fail_counter = serializers.IntegerField()
+    # unknown: its shared state in Redis could not be read (then fail_counter
+    # is null and ``reason`` says why).
+    state = serializers.ChoiceField(["closed", "open", "half-open", "unknown"])
+    fail_counter = serializers.IntegerField(allow_null=True)
     fail_max = serializers.IntegerField()
     reset_timeout_seconds = serializers.IntegerField()
     opened_at = serializers.DateTimeField(allow_null=True)
     storage = serializers.ChoiceField(["memory", "redis"])
+    reason = serializers.CharField(required=False, help_text="Only when the state is unknown.")
 
 
 class CircuitBreakerListSerializer(serializers.Serializer):
@@ -98,7 +101,8 @@ class CircuitBreakerListView(APIView):
 
 
 class CircuitBreakerResetView(APIView):
-    """Close a breaker by hand (admins only), e.g. after fixing a token."""
+    """Close a breaker by hand (admins only), e.g. after fixing a token. 503
+    when its shared state in Redis cannot be reached (nothing was reset)."""
 
     permission_classes = [IsAdminRole]
 

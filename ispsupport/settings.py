@@ -514,6 +514,14 @@ METRICS_EXPORT_PORT = env_int("METRICS_EXPORT_PORT", default=0, minimum=0)
 if METRICS_EXPORT_PORT:
     PROMETHEUS_METRICS_EXPORT_PORT = METRICS_EXPORT_PORT
     PROMETHEUS_METRICS_EXPORT_ADDRESS = "127.0.0.1"
+# prometheus_client's multiprocess mode makes /metrics serve only its files'
+# counters: every gauge the alerts read at scrape time would vanish (and an
+# empty value answers 500). Each process is scraped on its own instead.
+if "PROMETHEUS_MULTIPROC_DIR" in environ.Env.ENVIRON:
+    raise ConfigError(
+        "PROMETHEUS_MULTIPROC_DIR must not be set (not even empty): scrape each process "
+        "on its own port instead (README, Metrics)"
+    )
 BREAKER_NAMESPACE = env_str("BREAKER_NAMESPACE", "ispsupport")
 
 LOG_FORMAT = env_choice(

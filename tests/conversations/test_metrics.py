@@ -7,14 +7,17 @@ compare with the value before; the gauges are read from this test's database.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from accounts.models import User
-from conversations.models import Conversation, Message
+from accounts.models import Team, User
+from conversations.models import Conversation, Inbox, Message
 from conversations.services import (
     conversation_assign,
     conversation_resolve,
@@ -122,3 +125,86 @@ def test_an_empty_system_reports_zeros(client: Client, db: None) -> None:
         for (name, labels), value in metrics.items()
         if name == "conversations_by_state"
     } == {"bot": 0, "queued": 0, "open": 0, "pending": 0, "resolved": 0}
+
+
+def by_team(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> dict:
+    return {
+        dict(labels)["team"]: value for (sample, labels), value in metrics.items() if sample == name
+    }
+
+
+def waited(conversation: Conversation, *, queued: float, due: float | None = None) -> None:
+    """Move a conversation's queue times ``queued`` seconds (and its
+    first-response due time ``due`` seconds) into the past."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"queued_at": now - timedelta(seconds=queued)}
+    if due is not None:
+        fields["first_response_due_at"] = now - timedelta(seconds=due)
+    Conversation.objects.filter(pk=conversation.pk).update(**fields)
+
+
+def test_queue_gauges_per_team(
+    client: Client, agent: User, finance: Team, inbox: Inbox, receive: Receive
+) -> None:
+    # Suporte técnico (the inbox's team): two waiting, one of them past its
+    # due time; one assigned but never answered, past its due time; one
+    # answered late; one resolved unanswered. Financeiro: nothing.
+    waiting_long = receive(wa_id="5511911110001").conversation
+    waiting_short = receive(wa_id="5511911110002").conversation
+    taken_unanswered = receive(wa_id="5511911110003").conversation
+    answered = receive(wa_id="5511911110004").conversation
+    resolved = receive(wa_id="5511911110005").conversation
+    waited(waiting_long, queued=600, due=60)
+    waited(waiting_short, queued=120, due=-600)
+    for taken in (taken_unanswered, answered):
+        waited(taken, queued=900, due=300)
+        conversation_assign(conversation=taken, agent=agent, actor=agent)
+    message_send(conversation=answered, actor=agent, text="Olá, já verifico")
+    waited(resolved, queued=1200, due=600)
+    conversation_resolve(conversation=resolved, actor=agent)
+    # An inbox of no team: its queue is labelled "".
+    orphan_inbox = Inbox.objects.create(name="Sem equipe", address="+5511400099999")
+    orphan = receive(wa_id="5511911110006", inbox=orphan_inbox).conversation
+    waited(orphan, queued=30)
+
+    metrics = scrape(client)
+
+    wait = by_team(metrics, "conversations_queue_oldest_wait_seconds")
+    assert set(wait) == {"Suporte técnico", "Financeiro", ""}
+    assert 600 <= wait["Suporte técnico"] < 610
+    assert 30 <= wait[""] < 40
+    assert wait["Financeiro"] == 0
+    assert by_team(metrics, "conversations_first_response_overdue") == {
+        "Suporte técnico": 2,
+        "Financeiro": 0,
+        "": 0,
+    }
+
+
+def test_queue_gauges_of_an_empty_system(client: Client, support: Team) -> None:
+    metrics = scrape(client)
+
+    assert by_team(metrics, "conversations_queue_oldest_wait_seconds") == {"Suporte técnico": 0}
+    assert by_team(metrics, "conversations_first_response_overdue") == {"Suporte técnico": 0}
+
+
+# The recount happens when the change commits: this test really commits.
+@pytest.mark.django_db(transaction=True)
+def test_taking_the_oldest_conversation_is_seen_by_the_next_scrape(
+    client: Client, agent: User, receive: Receive
+) -> None:
+    oldest = receive(wa_id="5511911110001").conversation
+    newer = receive(wa_id="5511911110002").conversation
+    waited(oldest, queued=600, due=60)
+    waited(newer, queued=60)
+    before = scrape(client)
+
+    conversation_assign(conversation=oldest, agent=agent, actor=agent)
+    message_send(conversation=oldest, actor=agent, text="Olá")
+    after = scrape(client)
+
+    assert by_team(before, "conversations_queue_oldest_wait_seconds")["Suporte técnico"] >= 600
+    assert by_team(before, "conversations_first_response_overdue")["Suporte técnico"] == 1
+    # Not the 10 s cached figures: the state change dropped them.
+    assert 60 <= by_team(after, "conversations_queue_oldest_wait_seconds")["Suporte técnico"] < 70
+    assert by_team(after, "conversations_first_response_overdue")["Suporte técnico"] == 0

@@ -95,7 +95,7 @@ def _check(*args: str) -> subprocess.CompletedProcess[str]:
             ("promtool",),
             (
                 "$ promtool check rules alerts.yml",
-                "SUCCESS: 20 rules found",
+                "SUCCESS: 21 rules found",
                 "$ promtool test rules alerts.test.yml",
                 "$ promtool check config prometheus.yml",
             ),
@@ -118,6 +118,21 @@ def test_deploy_check_passes(piece: str, tools: tuple[str, ...], says: tuple[str
         assert text in done.stdout
 
 
+def test_the_alerts_and_the_dashboard_read_only_metrics_the_project_exports() -> None:
+    """No metric is left "proposed": each rule and panel has data to read."""
+    exported = validate.exported_metrics()
+
+    done = _check("dashboard")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert validate.PROPOSED == {}
+    assert "note:" not in done.stdout
+    assert exported["circuit_breaker_state"] == {"breaker", "state"}
+    assert exported["conversations_queue_oldest_wait_seconds"] == {"team"}
+    assert exported["conversations_first_response_overdue"] == {"team"}
+    assert exported["tasks_oldest_ready_age_seconds"] == frozenset()
+
+
 def test_alerts_cover_what_the_issue_asks() -> None:
     import yaml
 
@@ -134,6 +149,8 @@ def test_alerts_cover_what_the_issue_asks() -> None:
         in alerts["IspSupportFirstResponseSlaBreached"]["expr"]
     )
     assert 'up{job="ispsupport-worker"}' in alerts["IspSupportNoWorkerRunning"]["expr"]
+    assert 'state="unknown"' in alerts["IspSupportCircuitBreakerStateUnknown"]["expr"]
+    assert "tasks_oldest_ready_age_seconds" in alerts["IspSupportTasksNotPickedUp"]["expr"]
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] in {"critical", "warning"}, name
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], name

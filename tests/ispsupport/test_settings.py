@@ -234,6 +234,18 @@ BAD_VALUES = [
         "LANGUAGE_CODE must be one of pt-br, en (got 'fr')",
         id="language",
     ),
+    pytest.param(
+        {"PROMETHEUS_MULTIPROC_DIR": ""},
+        "PROMETHEUS_MULTIPROC_DIR must not be set (not even empty): scrape each process "
+        "on its own port instead (README, Metrics)",
+        id="multiprocess-metrics-empty",
+    ),
+    pytest.param(
+        {"PROMETHEUS_MULTIPROC_DIR": "/var/lib/metrics"},
+        "PROMETHEUS_MULTIPROC_DIR must not be set (not even empty): scrape each process "
+        "on its own port instead (README, Metrics)",
+        id="multiprocess-metrics",
+    ),
 ]
 
 
