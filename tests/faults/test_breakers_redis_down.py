@@ -14,9 +14,12 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -214,3 +217,19 @@ def test_the_dashboard_shows_unknown_breakers_while_redis_is_down(
         )
     assert re.search(r'data-breaker="redis" data-state="closed"', html)
     assert "None/" not in html
+
+
+def test_check_whatsapp_says_the_breaker_state_is_unknown_and_warns(
+    private_redis: PrivateRedis, redis_at: Any, db: None
+) -> None:
+    redis_at(private_redis.url)
+    private_redis.kill()
+    out = StringIO()
+
+    with pytest.raises(CommandError) as warning:
+        call_command("check_whatsapp", stdout=out)
+
+    assert out.getvalue().splitlines()[0] == (
+        "whatsapp breaker: unknown (redis unreachable: ConnectionError)"
+    )
+    assert warning.value.returncode == 1

@@ -72,7 +72,12 @@ class Command(BaseCommand):
             f"whatsapp breaker: {breaker['state']} "
             f"({breaker['fail_counter']}/{breaker['fail_max']} failures)"
         )
-        if breaker["state"] != "closed":
+        if breaker["state"] == "unknown":
+            # Its shared state lives in Redis, which cannot be read now.
+            worst = max(worst, WARNING)
+            reason = breaker.get("reason", "state unreadable")
+            breaker_line = f"whatsapp breaker: unknown ({reason})"
+        elif breaker["state"] != "closed":
             worst = max(worst, WARNING)
             breaker_line += (
                 f"; calls to Meta are paused (retried after {breaker['reset_timeout_seconds']} s,"
