@@ -20,7 +20,7 @@ from conversations import signals
 from conversations.models import Conversation, Message
 from conversations.services import conversation_request_rating, message_send
 from ispsupport.errors import ServiceError
-from ispsupport.tasks import background_task, enqueue
+from ispsupport.tasks import Retry, background_task, enqueue
 
 logger = structlog.get_logger(__name__)
 
@@ -46,7 +46,9 @@ def rating_payload(question: str) -> dict[str, object]:
     }
 
 
-@background_task()
+# Safe to run again after a database error: the question and its mark on
+# the conversation are written in one transaction, and it is asked once.
+@background_task(retry=Retry())
 def ask_rating(conversation_id: int) -> str:
     """Enqueued when a conversation is resolved; returns what it did."""
     config = bot_config().settings

@@ -9,6 +9,8 @@ Nothing is lost afterwards either:
 
 - ``background_task(retry=Retry(...))`` runs a task again later, with backoff,
   when it fails for a passing reason (a database hiccup, an open breaker);
+  ``retry_with(...)`` tells that retry what the failed run already did
+  outside the database, so that it is not done twice;
 - ``task_result_retry`` enqueues a failed task again by hand (the admin's
   "Retry" action), linking the new run to the old one;
 - ``tasks_requeue_stuck`` puts back in the queue the tasks a killed worker left
@@ -123,6 +125,27 @@ def current_task_result_id() -> str | None:
     return _current_result_id.get()
 
 
+# Keyword arguments that this run's automatic retry must carry (``retry_with``).
+_retry_overrides: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "ispsupport_task_retry_overrides", default=None
+)
+
+
+def retry_with(**kwargs: Any) -> None:
+    """Should this run end in an exception that ``Retry`` retries, run the
+    retry with ``kwargs`` too (replacing arguments of the same name).
+
+    For what happened outside the database before a database error struck
+    and must not happen again: once Meta has accepted a message, the send
+    task records its wamid here, so a retry stores it instead of sending
+    the message a second time. Values must be JSON-serialisable. Outside a
+    ``background_task`` run this does nothing.
+    """
+    overrides = _retry_overrides.get()
+    if overrides is not None:
+        overrides.update(kwargs)
+
+
 def _on_task_started(sender: Any, task_result: TaskResult[Any], **kwargs: Any) -> None:
     _current_result_id.set(str(task_result.id))
 
@@ -165,15 +188,25 @@ def background_task(
                 context["task_attempt"] = task_attempt
             if retry_of:
                 context["retry_of"] = retry_of
+            overrides: dict[str, Any] = {}
+            token = _retry_overrides.set(overrides)
             with structlog.contextvars.bound_contextvars(**context):
                 try:
                     return func(*args, **kwargs)
                 except BaseException as exc:
                     if retry is not None and isinstance(exc, retry.on):
                         _retry_later(
-                            declared[0], retry, exc, args, kwargs, request_id, task_attempt
+                            declared[0],
+                            retry,
+                            exc,
+                            args,
+                            {**kwargs, **overrides},
+                            request_id,
+                            task_attempt,
                         )
                     raise
+                finally:
+                    _retry_overrides.reset(token)
 
         run.is_background_task = True  # type: ignore[attr-defined]
         declared.append(task(queue_name=queue_name, priority=priority)(run))  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ Meta's answer for that id, never from anything a client sent us.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import uuid
 from datetime import timedelta
@@ -15,6 +16,7 @@ import structlog
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
+from django.db import DatabaseError
 from django.http import FileResponse, Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -26,7 +28,7 @@ from rest_framework.views import APIView
 from conversations.models import Message
 from conversations.selectors import conversation_get_for
 from conversations.services import message_set_media, message_set_media_error
-from ispsupport.tasks import background_task, enqueue
+from ispsupport.tasks import Retry, background_task, enqueue
 from whatsapp import transport
 from whatsapp.models import WhatsAppAccount
 
@@ -130,8 +132,17 @@ def media_fetch(*, message: Message, attempt: int = 1, max_attempts: int = 1) ->
             return message_set_media_error(message=message, reason=reason)
         sink.seek(0)
         path = default_storage.save(media_path(mime_type), File(sink))
+    try:
+        stored = message_set_media(message=message, path=path, mime_type=mime_type)
+    except DatabaseError:
+        # No message points at the file: the retry downloads it again, so
+        # this copy would only fill the disk. (A storage error here must not
+        # hide the database error the retry is for.)
+        with contextlib.suppress(OSError):
+            default_storage.delete(path)
+        raise
     logger.info("whatsapp_media_stored", message_id=message.pk, size=download.size, mime=mime_type)
-    return message_set_media(message=message, path=path, mime_type=mime_type)
+    return stored
 
 
 def _retry_later(message: Message, attempt: int, exc: transport.TransportError) -> None:
@@ -153,7 +164,9 @@ def _retry_later(message: Message, attempt: int, exc: transport.TransportError) 
     )
 
 
-@background_task()
+# ``attempt`` counts failed downloads; ``Retry`` runs the task again after a
+# database error (the download is done again only if it was not stored).
+@background_task(retry=Retry())
 def download_media(message_id: int, attempt: int = 1) -> None:
     """Enqueued by the webhook after an inbound media message is committed."""
     message = (

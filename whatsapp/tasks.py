@@ -4,6 +4,11 @@
 (``channels.register_sender("whatsapp", send_message)``). Every run ends in one
 of three ways: the message is ``sent`` (with its wamid), ``failed`` (with the
 error code and a reason agents understand), or a later attempt is scheduled.
+
+Two kinds of later attempt: the task's own ``attempt`` counts the calls Meta
+failed (backoff, then ``failed``), and ``Retry`` runs it again after a
+database error. A message Meta accepted is never sent again: its wamid goes
+into that retry (``sent_as``), which records it without calling Meta.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from django.utils.translation import gettext as _
 from conversations.models import Message
 from conversations.services import message_apply_status
 from ispsupport.breakers import SPECS as BREAKERS
-from ispsupport.tasks import background_task, enqueue
+from ispsupport.tasks import Retry, background_task, enqueue, retry_with
 from whatsapp import services
 from whatsapp.models import WhatsAppAccount
 from whatsapp.transport import (
@@ -42,6 +47,9 @@ logger = structlog.get_logger(__name__)
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
+# How long the cache remembers a wamid that could not be stored: longer than
+# any database outage that Retry and resend_pending live through.
+ACCEPTED_MEMORY_SECONDS = 24 * 3600
 
 
 def retry_delay(attempt: int) -> float:
@@ -52,21 +60,25 @@ def retry_delay(attempt: int) -> float:
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
 
 
-@background_task()
-def send_message(message_id: int, attempt: int = 1) -> str:
-    """Deliver outbound message ``message_id``; returns what happened."""
+@background_task(retry=Retry())
+def send_message(message_id: int, attempt: int = 1, sent_as: str = "") -> str:
+    """Deliver outbound message ``message_id``; returns what happened.
+
+    ``sent_as`` is the wamid Meta gave it in an earlier run that could not
+    store it (a database error): this run stores it and calls Meta no more.
+    """
     lock = f"whatsapp:send:{message_id}"
     if not _claim(lock):
         # Another worker is sending this very message now; it ends it.
         logger.info("whatsapp_send_busy", message_id=message_id)
         return "busy"
     try:
-        return _send(message_id, attempt)
+        return _send(message_id, attempt, sent_as)
     finally:
         _release(lock)
 
 
-def _send(message_id: int, attempt: int) -> str:
+def _send(message_id: int, attempt: int, sent_as: str = "") -> str:
     # Read after taking the lock: a message another run has just sent is skipped.
     message = (
         Message.objects.select_related("conversation__inbox", "conversation__contact", "reply_to")
@@ -79,6 +91,13 @@ def _send(message_id: int, attempt: int) -> str:
     if message.direction != Message.Direction.OUT or message.status != Message.Status.PENDING:
         return "skipped"
     account = WhatsAppAccount.objects.filter(inbox_id=message.conversation.inbox_id).first()
+    # The cache remembers too: a run re-enqueued without ``sent_as`` (the
+    # resend_pending command, a worker killed while storing) sends no copy.
+    sent_as = sent_as or _accepted_as(message.pk)
+    if sent_as:
+        # Meta has this message already, whatever became of the number since.
+        _sent(message, account, SendResult(message_id=sent_as))
+        return "sent"
     if account is None:
         return _fail(
             message,
@@ -106,7 +125,12 @@ def _send(message_id: int, attempt: int) -> str:
         return _fail(
             message, code=str(exc.code), title=exc.agent_title, detail=_detail(exc, attempt)
         )
+    # From here on Meta has the message: a database error while storing that
+    # is retried with its wamid, never by sending the message again.
+    retry_with(sent_as=result.message_id)
+    _remember_accepted(message.pk, result.message_id)
     _sent(message, account, result)
+    _forget_accepted(message.pk)
     return "sent"
 
 
@@ -173,11 +197,11 @@ def _interactive(message: Message, payload: dict[str, Any]) -> dict[str, Any]:
     return interactive_buttons(body, payload.get("buttons") or [], header=header, footer=footer)
 
 
-def _sent(message: Message, account: WhatsAppAccount, result: SendResult) -> None:
+def _sent(message: Message, account: WhatsAppAccount | None, result: SendResult) -> None:
     with transaction.atomic():
         Message.objects.filter(pk=message.pk).update(external_id=result.message_id)
         message_apply_status(message=message, status=Message.Status.SENT)
-        if not account.is_healthy and not account.is_sandbox:
+        if account is not None and not account.is_healthy and not account.is_sandbox:
             # Meta took the token again (an admin renewed it): healthy again.
             services.account_mark_healthy(account=account)
     logger.info("whatsapp_message_sent", message_id=message.pk, external_id=result.message_id)
@@ -240,6 +264,28 @@ def _detail(exc: TransportError, attempt: int) -> str:
     if exc.retryable:
         parts.append(_("Gave up after %(n)d attempts.") % {"n": attempt})
     return " — ".join(parts)
+
+
+def _accepted_key(message_id: int) -> str:
+    return f"whatsapp:accepted:{message_id}"
+
+
+def _remember_accepted(message_id: int, wamid: str) -> None:
+    with contextlib.suppress(Exception):  # the retry's sent_as still knows it
+        cache.set(_accepted_key(message_id), wamid, timeout=ACCEPTED_MEMORY_SECONDS)
+
+
+def _accepted_as(message_id: int) -> str:
+    """The wamid Meta gave ``message_id`` in a run that could not store it, or ""."""
+    try:
+        return str(cache.get(_accepted_key(message_id)) or "")
+    except Exception:
+        return ""
+
+
+def _forget_accepted(message_id: int) -> None:
+    with contextlib.suppress(Exception):  # it expires by itself
+        cache.delete(_accepted_key(message_id))
 
 
 def _claim(key: str) -> bool:

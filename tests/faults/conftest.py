@@ -31,8 +31,10 @@ from urllib.parse import quote
 import httpx
 import pybreaker
 import pytest
+import redis
 from django.conf import settings
 
+from ispsupport.breakers import SPECS
 from tests.support import ROOT, free_port, server_env, wait_for_http
 from tests.whatsapp.conftest import APP_SECRET, PHONE_NUMBER_ID
 from tests.whatsapp.payloads import MARIA_PHONE, contact, dumps, envelope, sign, text
@@ -457,10 +459,37 @@ class BreakerClock:
         self.moment += timedelta(seconds=seconds)
 
 
+def _forget_shared_opened_at() -> None:
+    """Delete the ``opened_at`` that Redis-stored breakers keep.
+
+    pybreaker's ``CircuitRedisStorage`` only ever moves ``opened_at`` forward
+    (it sets it only if it is later than the stored value, so that processes
+    racing to open a breaker keep the latest stamp), and ``close()`` never
+    clears it. A moved clock stamps it in the future: left in Redis, it would
+    outlive the test, and the next test, whose clock starts at the real now,
+    could not stamp an earlier opening, so its breaker would stay open until
+    that stale future moment plus the reset timeout, out of step with what
+    the test advances.
+    """
+    if not settings.REDIS_URL:
+        return
+    base = pybreaker.CircuitRedisStorage.BASE_NAMESPACE
+    keys = [f"{settings.BREAKER_NAMESPACE}:{name}:{base}:opened_at" for name in SPECS]
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.delete(*keys)
+    except redis.RedisError:
+        pass  # nothing is stored where nothing can be reached
+    finally:
+        client.close()
+
+
 @pytest.fixture
-def breaker_clock(monkeypatch: pytest.MonkeyPatch) -> BreakerClock:
+def breaker_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[BreakerClock]:
     """The clock of every breaker of this process (memory or Redis storage);
-    nothing else's clock moves."""
+    nothing else's clock moves, and no time it stamped outlives the test."""
+    # Before too: a run killed mid-test never got to clean up after itself.
+    _forget_shared_opened_at()
     clock = BreakerClock()
     real = pybreaker.datetime
 
@@ -472,4 +501,5 @@ def breaker_clock(monkeypatch: pytest.MonkeyPatch) -> BreakerClock:
             return clock.moment.astimezone(tz)
 
     monkeypatch.setattr(pybreaker, "datetime", InjectedDatetime)
-    return clock
+    yield clock
+    _forget_shared_opened_at()

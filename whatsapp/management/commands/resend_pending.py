@@ -1,9 +1,10 @@
 """Re-enqueue outbound WhatsApp messages stuck in ``pending``.
 
-A send whose task row was lost, or that Meta accepted while the database was
-down so its wamid was never saved, stays ``pending`` with nothing scheduled.
-Running ``send_message`` again is safe: it takes a per-message lock and skips
-anything no longer pending. Run this from cron every few minutes.
+A send whose task row was lost stays ``pending`` with nothing scheduled.
+Running ``send_message`` again is safe: it takes a per-message lock, skips
+anything no longer pending, and a message Meta already accepted (its wamid
+kept in the cache for 24 h when storing it failed) is only stored, not sent
+twice. Run this from cron every few minutes.
 """
 
 from __future__ import annotations
