@@ -85,10 +85,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="Task worker processes.")
     parser.add_argument(
         "--worker-command",
-        default="db_worker",
+        default="worker",
         choices=("db_worker", "worker"),
-        help="manage.py command of the task workers: django-tasks-db's db_worker "
-        "(as scripts/serve runs it) or the project's worker.",
+        help="manage.py command of the task workers: the project's worker (as "
+        "scripts/serve and the systemd units run it) or django-tasks-db's bare db_worker.",
     )
     parser.add_argument(
         "--webhook-rate", type=float, default=5.0, help="Webhook POSTs per second, steady."
@@ -252,10 +252,10 @@ def forget_sessions(cast: Cast) -> None:
     Session.objects.filter(session_key__in=cast.console_sessions).delete()
 
 
-def start_worker(log_path: Path, command: str = "db_worker") -> subprocess.Popen[bytes]:
-    """``manage.py db_worker`` as scripts/serve runs it (or the project's
-    ``worker``); output in a file (a pipe nobody reads would fill up and freeze
-    the worker)."""
+def start_worker(log_path: Path, command: str = "worker") -> subprocess.Popen[bytes]:
+    """``manage.py worker`` as scripts/serve runs it (or django-tasks-db's bare
+    ``db_worker``); output in a file (a pipe nobody reads would fill up and
+    freeze the worker)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         return subprocess.Popen(  # noqa: S603 - our interpreter, a fixed command
