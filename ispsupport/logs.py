@@ -62,6 +62,11 @@ def _shared_processors() -> list[Any]:
 
 def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
     """Configure structlog and return the matching ``LOGGING`` dict for Django."""
+    _configure_structlog()
+    return logging_dict(fmt=fmt, level=level)
+
+
+def _configure_structlog() -> None:
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -73,6 +78,13 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def logging_dict(*, fmt: str, level: str) -> dict[str, Any]:
+    """The ``LOGGING`` dict alone. Unlike ``logging_config`` it leaves structlog
+    as it is: loggers cached on first use keep the processor list they were
+    built with, so configuring again would hide their records from
+    ``structlog.testing.capture_logs``."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

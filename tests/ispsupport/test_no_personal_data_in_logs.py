@@ -32,7 +32,7 @@ from django.test import Client
 
 from accounts.models import Team, User
 from conversations.models import Contact, Conversation, Inbox, Message
-from ispsupport.logs import logging_config
+from ispsupport.logs import logging_dict
 from tests.chatbot.conftest import routed_menu, sales  # noqa: F401 - fixtures
 from tests.chatbot.scripts import contract, invoice, isp_bot, subscriber  # noqa: F401
 from tests.conversations.conftest import finance, support  # noqa: F401 - fixtures
@@ -47,7 +47,7 @@ from whatsapp.models import WhatsAppAccount
 
 def json_formatter() -> logging.Formatter:
     """The formatter LOG_FORMAT=json installs, built by the same function."""
-    spec = dict(logging_config(fmt="json", level="DEBUG")["formatters"]["structlog"])
+    spec = dict(logging_dict(fmt="json", level="DEBUG")["formatters"]["structlog"])
     factory = spec.pop("()")
     return factory(**spec)
 
