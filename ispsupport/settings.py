@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import sys
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -130,22 +131,66 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------
 
 _db = env_database("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+
+
+def _serves_requests() -> bool:
+    """daphne, the task worker, runserver and the tests, as opposed to a one-off
+    ``manage.py`` command (migrate, purge_old_data, seed_demo,
+    rotate_encryption_keys...) started by hand or by a timer."""
+    argv = sys.argv
+    if Path(argv[0]).name != "manage.py" or len(argv) < 2:
+        return True
+    return argv[1] in ("worker", "runserver")
+
+
+# How long a webhook delivery may spend on the database before its connection
+# is cut and Meta gets a 503 it retries (whatsapp/webhook.py). An ingest takes
+# milliseconds; Meta's retry is safe, since ingest is idempotent.
+DATABASE_WEBHOOK_TIMEOUT = env_float("DATABASE_WEBHOOK_TIMEOUT", default=2.0, minimum=0.1)
+
 if _db["ENGINE"] == "django.db.backends.postgresql":
     # Django's psycopg pool is per process and needs CONN_MAX_AGE=0. The defaults
     # (4 + 8 = 12 connections at most) keep four daphne processes and two workers
     # at 72, under PostgreSQL's default max_connections=100 with room for admin.
     DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", default=4, minimum=1)
     DATABASE_MAX_OVERFLOW = env_int("DATABASE_MAX_OVERFLOW", default=8, minimum=0)
+    # A connection is normally free within milliseconds (a transaction holds
+    # one for a few ms), so waiting longer means PostgreSQL is gone: 2 s keeps
+    # the 503 under the 3 s Meta is given, until the `database` breaker opens.
+    DATABASE_POOL_TIMEOUT = env_float("DATABASE_POOL_TIMEOUT", default=2.0, minimum=0.1)
+    # Server side: a query (or lock wait) running longer is cancelled, so a slow
+    # query cannot hold a request and a pooled connection for ever. One-off
+    # commands run without it: a migration's index build or a dry run's count
+    # may rightly take minutes (bound them with PGOPTIONS='-c statement_timeout=...').
+    DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", default=30.0, minimum=0)
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
         "pool": {
             "min_size": DATABASE_POOL_SIZE,
             "max_size": DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW,
-            "timeout": env_float("DATABASE_POOL_TIMEOUT", default=10.0, minimum=0.1),
+            "timeout": DATABASE_POOL_TIMEOUT,
         },
         "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", default=5, minimum=1),
         "application_name": "ispsupport",
+        # A server or network that vanishes without a word (power loss, a
+        # dropped route) would leave a connection waiting for ever. Keepalives
+        # find an idle one dead within 30 + 3 x 10 s; tcp_user_timeout drops
+        # one whose sent data has gone unacknowledged for 10 s. Neither helps
+        # against a server process that is alive but stuck: statement_timeout,
+        # the webhook's deadline and daphne's --http-timeout cover that.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+        # Whatever the URL's query string sets (?sslmode=require...) wins.
+        **_db.get("OPTIONS", {}),
     }
+    if _serves_requests() and DATABASE_STATEMENT_TIMEOUT:
+        # In milliseconds; sent at connect, so every pooled connection has it.
+        _db["OPTIONS"].setdefault(
+            "options", f"-c statement_timeout={round(DATABASE_STATEMENT_TIMEOUT * 1000)}"
+        )
 else:
     if _db["NAME"] != ":memory:":
         Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)

@@ -4,15 +4,28 @@ The signature is this view's permission, checked over the raw body before
 anything is parsed: a forged request never reaches the parser. Then the
 envelope is parsed and stored in one transaction; the bot and every send run
 later in tasks, so the answer comes back in milliseconds.
+
+When PostgreSQL is away, Meta gets a quick 503 it retries, never a hang: the
+storing goes through the ``database`` breaker (once open, deliveries are
+refused without touching the pool) and under a deadline that cuts a
+connection the server stopped answering on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import psycopg
+import pybreaker
 import structlog
-from django.db import InterfaceError, OperationalError
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
@@ -21,12 +34,72 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ispsupport.breakers import get_breaker
 from whatsapp.payloads import EnvelopeError, parse_envelope
 from whatsapp.services import signature_valid, verify_token_valid, webhook_ingest
 
 logger = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "HTTP_X_HUB_SIGNATURE_256"
+BREAKER = "database"
+# Meta retries a 5xx for days; asking for 30 s spares a database on its way back.
+RETRY_AFTER = "30"
+
+
+@contextlib.contextmanager
+def database_deadline(seconds: float) -> Iterator[None]:
+    """Cut this thread's PostgreSQL connection if the block is still running
+    after ``seconds``.
+
+    A server that is alive but stuck, or a network that swallows packets,
+    would hold the request for ever: statement_timeout is the server's own
+    clock, and a cancel request would be stuck the same way. Shutting the
+    socket down wakes the waiting read at once with an OperationalError;
+    the transaction was not committed, or Meta's retry finds it a duplicate.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()  # the pool's wait is bounded by its own timeout
+    pg = connection.connection
+    lock = threading.Lock()
+    finished = False
+
+    def cut() -> None:
+        with lock:
+            if finished or pg.closed:
+                return
+            logger.error("whatsapp_webhook_database_deadline", seconds=seconds)
+            _shut_down(pg)
+
+    timer = threading.Timer(seconds, cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            finished = True
+        timer.cancel()
+
+
+def _shut_down(pg: psycopg.Connection[Any]) -> None:
+    """shutdown() acts on the socket, not on one descriptor of it: a dup will do,
+    and the connection's own descriptor stays for psycopg to close."""
+    try:
+        fd = pg.pgconn.socket
+    except psycopg.Error:
+        return  # already lost: nothing left to wait on
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _unavailable() -> Response:
+    return Response(
+        {"detail": _("The database is unavailable; try again later."), "code": "unavailable"},
+        status=503,
+        headers={"Retry-After": RETRY_AFTER},
+    )
 
 
 class HasValidSignature(BasePermission):
@@ -81,7 +154,20 @@ class WebhookView(APIView):
                  "code": "invalid_envelope"},
                 status=400,
             )  # fmt: skip
-        result = webhook_ingest(envelope=envelope, received_at=received_at)
+        try:
+            # Only outages count towards opening it (ispsupport/breakers.py).
+            # calling(), not call(): call() holds the breaker's lock for the
+            # whole call, one delivery at a time per process. So, half-open,
+            # deliveries arriving during the trial are let through as well;
+            # each is bounded by the pool timeout and the deadline.
+            with (
+                get_breaker(BREAKER).calling(),
+                database_deadline(settings.DATABASE_WEBHOOK_TIMEOUT),
+            ):
+                result = webhook_ingest(envelope=envelope, received_at=received_at)
+        except pybreaker.CircuitBreakerError:
+            logger.warning("whatsapp_webhook_database_breaker_open")
+            return _unavailable()
         return Response({"status": "ok", **result.as_dict()})
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -89,12 +175,5 @@ class WebhookView(APIView):
             # Meta retries a 5xx for days: better than losing the delivery,
             # and better than holding its connection while the database is away.
             logger.error("whatsapp_webhook_database_unavailable", error=type(exc).__name__)
-            return Response(
-                {
-                    "detail": _("The database is unavailable; try again later."),
-                    "code": "unavailable",
-                },
-                status=503,
-                headers={"Retry-After": "30"},
-            )
+            return _unavailable()
         return super().handle_exception(exc)

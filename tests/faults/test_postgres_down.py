@@ -5,14 +5,18 @@ drops every pooled connection and refuses new ones, as a database restart or
 a network partition does; freezing it keeps the connections open with nothing
 coming back, as a hung server does. Meta must get a quick 503 it will retry,
 never a hang or a 500, and its retries must land exactly once when the
-database is back, without restarting daphne.
+database is back, without restarting daphne. Five failures open the
+``database`` breaker: from then on deliveries are refused without trying,
+until its reset timeout lets a trial through.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -71,10 +75,24 @@ def _wait_for_health(served: Served) -> float:
     )
 
 
+def _wait_out_the_breaker(served: Served) -> None:
+    """The ``database`` breaker an outage opened keeps refusing deliveries for
+    its reset timeout (60 s), PostgreSQL back or not; then it lets one through
+    as a trial, and that one's success closes it."""
+    breaker = served.breaker("database")
+    if breaker["state"] == "closed":
+        return
+    opened_at = datetime.fromisoformat(breaker["opened_at"])
+    reopens = opened_at + timedelta(seconds=breaker["reset_timeout_seconds"])
+    remaining = (reopens - datetime.now(UTC)).total_seconds()
+    assert remaining <= breaker["reset_timeout_seconds"], breaker
+    time.sleep(max(0.0, remaining) + 0.5)
+
+
 def test_the_webhook_answers_503_fast_and_the_retries_land_once(
     fault_database: FaultDatabase, proxy: TcpProxy, start: Callable[..., Served]
 ) -> None:
-    # A pool that gives up waiting after 1 s (default 10 s: see the xfail below).
+    # A pool that gives up waiting after 1 s (default 2 s).
     served = start(DATABASE_POOL_TIMEOUT="1")
     before = [f"wamid.FAULT.PG.BEFORE.{n}" for n in range(3)]
     during = [f"wamid.FAULT.PG.DURING.{n}" for n in range(8)]
@@ -96,6 +114,15 @@ def test_the_webhook_answers_503_fast_and_the_retries_land_once(
 
     proxy.restore()
     _wait_for_health(served)
+    # The outage opened the breaker: it refuses at once until its reset
+    # timeout, then a trial delivery (a redelivery here) closes it.
+    assert served.breaker("database")["state"] == "open"
+    early = served.post_webhook(delivery(before[0]))
+    assert _refused(early) and early.seconds < 0.5, early
+    _wait_out_the_breaker(served)
+    trial = served.post_webhook(delivery(before[0]))
+    assert (trial.status, trial.body["duplicates"]) == (200, 1), trial
+    assert served.breaker("database")["state"] == "closed"
 
     # Meta retries each refused delivery, some of them three times at once.
     retries = [delivery(external_id) for external_id in during for _ in range(3)]
@@ -144,6 +171,7 @@ def test_a_delivery_in_flight_when_the_database_goes_is_not_half_stored(
 
     proxy.restore()
     _wait_for_health(served)
+    _wait_out_the_breaker(served)
     for external_id in refused:
         answer = served.post_webhook(delivery(external_id))
         assert answer.status == 200, answer
@@ -152,33 +180,34 @@ def test_a_delivery_in_flight_when_the_database_goes_is_not_half_stored(
     assert fault_database.stored(ids) == dict.fromkeys(ids, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with the default DATABASE_POOL_TIMEOUT (10 s) every delivery after the "
-    "pool's dead connections waits 10 s for the pool before its 503; the unused "
-    "'database' breaker could answer at once (see the issue 8 fault-test report)",
-)
+@pytest.mark.parametrize("storage", ["memory", "redis"])
 def test_with_the_default_pool_settings_the_503_is_fast_too(
-    proxy: TcpProxy, start: Callable[..., Served]
+    storage: str, proxy: TcpProxy, start: Callable[..., Served], request: pytest.FixtureRequest
 ) -> None:
-    served = start()
+    """The pool's dead connections fail at once; the next delivery waits the
+    pool's timeout (2 s by default); after five failures the ``database``
+    breaker answers without trying, in every process sharing it."""
+    env = {}
+    if storage == "redis":
+        env["REDIS_URL"] = request.getfixturevalue("private_redis").url
+    served = start(**env)
     served.post_webhook(delivery("wamid.FAULT.PG.DEFAULTS.0"))
 
     proxy.cut()
 
+    answers = []
     for n in range(1, 8):
         answer = served.post_webhook(delivery(f"wamid.FAULT.PG.DEFAULTS.{n}"))
         assert _refused(answer), answer
         assert answer.seconds < FAST, f"delivery {n} answered after {answer.seconds:.1f} s"
+        answers.append(answer)
+    breaker = served.breaker("database")
+    assert (breaker["state"], breaker["fail_counter"], breaker["storage"]) == ("open", 5, storage)
+    # Once open, not even a connection attempt: the answer is immediate.
+    assert max(a.seconds for a in answers[5:]) < 0.5, [round(a.seconds, 2) for a in answers]
+    assert "whatsapp_webhook_database_breaker_open" in served.output()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=httpx.ReadTimeout,
-    reason="BUG: a PostgreSQL that keeps its connections open but never answers "
-    "(hung server, frozen network) holds the webhook forever: no client-side "
-    "deadline on queries (see the issue 8 fault-test report)",
-)
 def test_a_hung_database_gets_a_503_not_a_hang(
     proxy: TcpProxy, start: Callable[..., Served]
 ) -> None:

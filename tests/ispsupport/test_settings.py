@@ -33,6 +33,8 @@ CONFIG_VARS = (
     "DATABASE_MAX_OVERFLOW",
     "DATABASE_POOL_TIMEOUT",
     "DATABASE_CONNECT_TIMEOUT",
+    "DATABASE_STATEMENT_TIMEOUT",
+    "DATABASE_WEBHOOK_TIMEOUT",
     "REDIS_URL",
     "REDIS_TIMEOUT",
     "JWT_AUDIENCE",
@@ -310,9 +312,15 @@ def test_a_postgres_url_gives_a_pooled_connection(
         "PORT": 5432,
         "CONN_MAX_AGE": 0,
         "OPTIONS": {
-            "pool": {"min_size": min_size, "max_size": max_size, "timeout": 10.0},
+            "pool": {"min_size": min_size, "max_size": max_size, "timeout": 2.0},
             "connect_timeout": 5,
             "application_name": "ispsupport",
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10000,
+            "options": "-c statement_timeout=30000",
         },
     }
     assert loaded["DATABASE_VENDOR"] == "postgresql"
