@@ -39,6 +39,10 @@ class TeamRefSerializer(serializers.ModelSerializer):
 class UserSerializer(serializers.ModelSerializer):
     teams = TeamRefSerializer(many=True, read_only=True)
     name = serializers.CharField(source="display_name", read_only=True)
+    # Not an EmailField: users are created without one, and "" is no e-mail address.
+    email = serializers.CharField(
+        read_only=True, help_text=_('The e-mail address, or "" when the user has none.')
+    )
 
     class Meta:
         model = User
@@ -258,7 +262,8 @@ class TeamViewSet(
         services.team_add_member(team=team, user=data.validated_data["user"])
         return Response(self._out(team))
 
-    @extend_schema(request=None, responses=TeamSerializer)
+    # A DELETE is documented as 204 unless told: this one answers the team.
+    @extend_schema(request=None, responses={200: TeamSerializer})
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>\d+)")
     def remove_member(self, request: Request, pk: str | None = None, user_id: str = "") -> Response:
         team = self.get_object()

@@ -29,6 +29,7 @@ from accounts.models import Team, User
 from accounts.permissions import IsSupervisor
 from conversations import channels, selectors, services
 from conversations.models import CannedReply, Contact, Conversation, Message, Note, Tag
+from ispsupport.openapi import CONFLICT
 
 State = Conversation.State
 
@@ -142,7 +143,7 @@ class ConversationSerializer(serializers.ModelSerializer):
     def get_last_message(self, conversation: Conversation) -> dict[str, str] | None:
         return _last_message(conversation)
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_waiting_seconds(self, conversation: Conversation) -> int | None:
         """How long the customer has waited for us: null once we answered or resolved."""
         last = _last_message(conversation)
@@ -263,7 +264,7 @@ class ConversationFilterSerializer(serializers.Serializer):
         required=False,
         help_text=_("Repeat it or separate states with commas."),
     )
-    team = serializers.IntegerField(required=False, min_value=1)
+    team = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_ID)
     assignee = serializers.CharField(
         required=False,
         help_text=_('"me", "none" (unassigned), "any" (the default) or a user id.'),
@@ -330,7 +331,7 @@ class TemplateSerializer(serializers.Serializer):
 
 class MessageCreateSerializer(serializers.Serializer):
     text = serializers.CharField(required=False, allow_blank=True, max_length=4096)
-    canned_reply = serializers.IntegerField(required=False)
+    canned_reply = serializers.IntegerField(required=False, max_value=selectors.MAX_ID)
     client_key = serializers.CharField(
         required=False,
         max_length=64,
@@ -339,7 +340,7 @@ class MessageCreateSerializer(serializers.Serializer):
             "message and sends nothing twice. The Idempotency-Key header works too."
         ),
     )
-    reply_to = serializers.IntegerField(required=False, allow_null=True)
+    reply_to = serializers.IntegerField(required=False, allow_null=True, max_value=selectors.MAX_ID)
     kind = serializers.ChoiceField(
         choices=[Message.Kind.TEXT, Message.Kind.TEMPLATE],
         default=Message.Kind.TEXT,
@@ -495,6 +496,10 @@ def _conversation_out(pk: int) -> dict[str, Any]:
     return ConversationDetailSerializer(conversation).data
 
 
+# A change of state: 409 (invalid_transition...) when the conversation's state refuses it.
+_STATE_CHANGE = {200: ConversationDetailSerializer, 409: CONFLICT}
+
+
 class ConversationViewSet(viewsets.GenericViewSet):
     """The inbox and everything done to a conversation. A conversation outside the
     user's teams (and not assigned to them) answers 404, never 403."""
@@ -547,7 +552,7 @@ class ConversationViewSet(viewsets.GenericViewSet):
             )
         return Response(_conversation_out(conversation.pk))
 
-    @extend_schema(request=AssignSerializer, responses=ConversationDetailSerializer)
+    @extend_schema(request=AssignSerializer, responses=_STATE_CHANGE)
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str | None = None) -> Response:
         """Supervisors assign anyone of the team; agents take an unassigned one for themselves."""
@@ -570,7 +575,7 @@ class ConversationViewSet(viewsets.GenericViewSet):
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(_conversation_out(conversation.pk))
 
-    @extend_schema(request=TransferSerializer, responses=ConversationDetailSerializer)
+    @extend_schema(request=TransferSerializer, responses=_STATE_CHANGE)
     @action(detail=True, methods=["post"])
     def transfer(self, request: Request, pk: str | None = None) -> Response:
         """To another team's queue or straight to an agent, with an optional internal note."""
@@ -584,21 +589,21 @@ class ConversationViewSet(viewsets.GenericViewSet):
         )
         return Response(_conversation_out(conversation.pk))
 
-    @extend_schema(request=None, responses=ConversationDetailSerializer)
+    @extend_schema(request=None, responses=_STATE_CHANGE)
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         conversation = self._conversation(pk)
         services.conversation_resolve(conversation=conversation, actor=request.user)  # type: ignore[arg-type]
         return Response(_conversation_out(conversation.pk))
 
-    @extend_schema(request=None, responses=ConversationDetailSerializer)
+    @extend_schema(request=None, responses=_STATE_CHANGE)
     @action(detail=True, methods=["post"])
     def reopen(self, request: Request, pk: str | None = None) -> Response:
         conversation = self._conversation(pk)
         services.conversation_reopen(conversation=conversation, actor=request.user)  # type: ignore[arg-type]
         return Response(_conversation_out(conversation.pk))
 
-    @extend_schema(request=None, responses=ConversationDetailSerializer)
+    @extend_schema(request=None, responses=_STATE_CHANGE)
     @action(detail=True, methods=["post"])
     def pending(self, request: Request, pk: str | None = None) -> Response:
         """Waiting on the customer: out of the agent's active count until they answer."""
@@ -658,7 +663,7 @@ class ConversationViewSet(viewsets.GenericViewSet):
                 description=str(_("Same as client_key in the body, which wins if both are sent.")),
             )
         ],
-        responses={201: MessageSerializer, 200: MessageSerializer},
+        responses={201: MessageSerializer, 200: MessageSerializer, 409: CONFLICT},
     )
     @action(detail=True, methods=["get", "post"], pagination_class=MessageCursorPagination)
     def messages(self, request: Request, pk: str | None = None) -> Response:

@@ -17,6 +17,9 @@ from accounts.models import Team, User
 from conversations.models import CannedReply, Contact, Conversation, Message, Tag
 
 _DIGITS = re.compile(r"\D")
+# The largest id a BigAutoField holds. A larger one reaching a query is an
+# OverflowError on SQLite (a 500), not a miss: callers check, filters match nothing.
+MAX_ID = 2**63 - 1
 
 
 def conversations_visible_to(user: User) -> QuerySet[Conversation]:
@@ -103,7 +106,7 @@ def inbox_list(
     if state:
         rows = rows.filter(state__in=[state] if isinstance(state, str) else state)
     if team:
-        rows = rows.filter(team_id=team)
+        rows = rows.filter(team_id=team) if team <= MAX_ID else rows.none()
     if assignee == "me":
         rows = rows.filter(assignee=user)
     elif assignee == "none":

@@ -520,8 +520,12 @@ def message_receive(
         with transaction.atomic():
             message.save()
     except IntegrityError:
-        # Insert-or-ignore: the same delivery is being stored concurrently.
-        return Received(Message.objects.get(external_id=external_id), created=False)
+        # Insert-or-ignore: the same delivery is being stored concurrently. Any
+        # other constraint (SQLite's JSON check...) is not a duplicate: re-raise it.
+        duplicate = Message.objects.filter(external_id=external_id).first() if external_id else None
+        if duplicate is None:
+            raise
+        return Received(duplicate, created=False)
 
     updates: dict[str, Any] = {
         "last_message_at": Greatest(F("last_message_at"), message.created_at),
@@ -1126,10 +1130,12 @@ def _reopen(conversation: Conversation, *, actor: User | None, now: datetime) ->
         fields = ["state", "assignee"]
     elif actor is None and conversation.queued_at is None and channels.has_bot():
         # The bot settled it alone and the customer is back: the bot again,
-        # starting afresh (same protocol).
+        # starting afresh (same protocol). An agent who answered it straight
+        # from the bot and has left since is no longer on it.
         conversation.state = State.BOT
         conversation.bot_state = {}
-        fields = ["state", "bot_state"]
+        conversation.assignee = None
+        fields = ["state", "bot_state", "assignee"]
     else:
         conversation.state = State.QUEUED
         fields = _enqueue_in_team(conversation, conversation.team, now)

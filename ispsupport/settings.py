@@ -359,6 +359,11 @@ SPECTACULAR_SETTINGS = {
         "OutboundMessageKindEnum": ["text", "template"],
         "MessageKindEnum": "conversations.models.Message.Kind",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # 400/401/403/404 where they apply, each with the shared error body.
+        "ispsupport.openapi.document_errors",
+    ],
 }
 
 # --- CORS --------------------------------------------------------------------

@@ -30,6 +30,7 @@ from rest_framework.views import APIView
 
 from ispsupport.crypto import DecryptionError
 from ispsupport.errors import ServiceError
+from ispsupport.openapi import CONFLICT, UNAVAILABLE
 from ispsupport.permissions import IsAdminRole
 from subscribers import selectors, services
 from subscribers.directory import DirectoryError, get_directory
@@ -174,7 +175,10 @@ class SubscriberDetailView(APIView):
     """One subscriber as the directory sees them: contracts, open invoices and
     the open outages of their region. 503 when the directory (an ERP) fails."""
 
-    @extend_schema(operation_id="subscribers_retrieve", responses=SubscriberDetailSerializer)
+    @extend_schema(
+        operation_id="subscribers_retrieve",
+        responses={200: SubscriberDetailSerializer, 503: UNAVAILABLE},
+    )
     def get(self, request: Request, code: str) -> Response:
         directory = get_directory()
         try:
@@ -259,7 +263,8 @@ def _bulk_view(
         @extend_schema(
             operation_id=operation,
             request=bulk_request(item, f"{item.__name__.removesuffix('ItemSerializer')}Bulk"),
-            responses={200: BulkResultSerializer, 400: _BULK_INVALID},
+            # 409: a concurrent call wrote the same codes; nothing of this one was.
+            responses={200: BulkResultSerializer, 400: _BULK_INVALID, 409: CONFLICT},
             description=what,
         )
         def post(self, request: Request) -> Response:

@@ -20,11 +20,17 @@ arrives as a ``system`` message (``user_changed_number`` /
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from conversations.models import Message
+
+logger = structlog.get_logger(__name__)
 
 Kind = Message.Kind
 
@@ -33,9 +39,27 @@ MEDIA_TYPES = {"image", "audio", "video", "document", "sticker"}
 IDENTITY_CHANGE_TYPES = {"user_changed_number", "user_changed_user_id"}
 STATUS_VALUES = {"sent", "delivered", "read", "failed"}
 
+# Meta's envelopes nest about ten deep. A document much deeper is not one, and
+# storing it would recurse as deep again (cleaning, the JSON column's encoder).
+MAX_DEPTH = 64
+# The columns the ids from an envelope are stored in (or looked up by).
+MESSAGE_ID_LENGTH = 128  # Message.external_id
+WA_ID_LENGTH = 32  # Contact.wa_id
+BSUID_LENGTH = 128  # Contact.bsuid
+PHONE_NUMBER_ID_LENGTH = 64  # WhatsAppAccount.phone_number_id
+
+# UTF-16 halves: JSON's "\ud800" escape reads into one, and no UTF-8 encoder
+# (psycopg, SQLite) takes it.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
 
 class EnvelopeError(ValueError):
     """The body is not JSON, or not a WhatsApp webhook envelope."""
+
+
+class RefusedItem(ValueError):
+    """One message or status of the envelope carries an id no column can hold:
+    that item is skipped, the rest of the delivery is stored."""
 
 
 @dataclass(frozen=True)
@@ -107,15 +131,62 @@ class Envelope:
     changes: list[Change]
 
 
+def clean_text(text: str) -> str:
+    """``text`` as every database stores it: without NUL (PostgreSQL's text and
+    jsonb refuse it) and with each lone surrogate replaced by U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if _SURROGATES.search(text):
+        text = _SURROGATES.sub("\ufffd", text)
+    return text
+
+
+def clean_json(value: Any) -> Any:
+    """``value`` with every string in it cleaned, dict keys included. Only for
+    documents within MAX_DEPTH (parse_envelope checks it first)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(item) for item in value]
+    return value
+
+
 def _str(value: Any) -> str:
+    """A text to show or store: cleaned."""
     if value is None:
         return ""
-    return value if isinstance(value, str) else str(value)
+    return clean_text(value if isinstance(value, str) else str(value))
 
 
 def _opt(value: Any) -> str | None:
-    text = _str(value).strip()
+    """An id as Meta sent it, NOT cleaned: a NUL removed from an id would name
+    another message. ``_checked_id`` refuses what a column cannot hold."""
+    if value is None:
+        return None
+    text = (value if isinstance(value, str) else str(value)).strip()
     return text or None
+
+
+def _checked_id(value: str | None, *, name: str, limit: int) -> str | None:
+    """``value`` if a database column can hold it; else RefusedItem, which says why."""
+    if value is None:
+        return None
+    if clean_text(value) != value:
+        raise RefusedItem(f"{name} contains NUL or a lone surrogate")
+    if len(value) > limit:
+        raise RefusedItem(f"{name} is longer than {limit} characters")
+    return value
+
+
+def _reference(value: Any, *, limit: int = MESSAGE_ID_LENGTH) -> str | None:
+    """An id we only look up (the message replied or reacted to): one no column
+    can hold names no stored message, so it is dropped, not refused."""
+    try:
+        return _checked_id(_opt(value), name="reference", limit=limit)
+    except RefusedItem:
+        return None
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -134,11 +205,53 @@ def parse_timestamp(value: Any) -> datetime | None:
         return None
 
 
-def parse_envelope(raw: bytes) -> Envelope:
+def _refuse_constant(name: str) -> float:
+    raise EnvelopeError(f"body is not valid JSON: {name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        # 1e400 reads as infinity: no JSON column stores it.
+        raise EnvelopeError("body is not valid JSON: a number is out of range")
+    return number
+
+
+def _load(raw: bytes) -> Any:
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # NaN and Infinity are Python's extension, not JSON: a JSON column refuses them.
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except EnvelopeError:
+        raise
+    except RecursionError as exc:
+        raise EnvelopeError("body is nested too deep") from exc
+    except ValueError as exc:
+        # Not JSON, not UTF-8, or an integer over Python's 4300 digits.
         raise EnvelopeError("body is not valid JSON") from exc
+    if not _depth_within(data, MAX_DEPTH):
+        raise EnvelopeError("body is nested too deep")
+    return data
+
+
+def _depth_within(document: Any, limit: int) -> bool:
+    # Iterative: a recursive walk would hit the recursion limit it guards against.
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def parse_envelope(raw: bytes) -> Envelope:
+    data = _load(raw)
     if not isinstance(data, dict) or data.get("object") != WHATSAPP_OBJECT:
         raise EnvelopeError(f"object is not {WHATSAPP_OBJECT!r}")
     entries = data.get("entry")
@@ -155,14 +268,39 @@ def parse_envelope(raw: bytes) -> Envelope:
     return Envelope(changes=changes)
 
 
+def _refused(item: str, exc: RefusedItem) -> None:
+    # The reason only: the ids themselves may be phone numbers.
+    logger.warning("whatsapp_webhook_item_refused", item=item, reason=str(exc))
+
+
 def _parse_change(field_name: str, value: dict[str, Any]) -> Change:
-    phone_number_id = _opt(_dict(value.get("metadata")).get("phone_number_id"))
+    try:
+        phone_number_id = _checked_id(
+            _opt(_dict(value.get("metadata")).get("phone_number_id")),
+            name="phone_number_id",
+            limit=PHONE_NUMBER_ID_LENGTH,
+        )
+    except RefusedItem as exc:
+        # No number of ours has it: the ingest skips this change as an unknown number.
+        _refused("change", exc)
+        phone_number_id = None
     if field_name == "user_id_update":
-        updates = [_user_id_update(item) for item in _list(value.get("user_id_update"))]
+        updates: list[IdentityChange] = []
+        skipped = 0
+        for item in _list(value.get("user_id_update")):
+            try:
+                update = _user_id_update(item)
+            except RefusedItem as exc:
+                _refused("user_id_update", exc)
+                skipped += 1
+                continue
+            if update is not None:
+                updates.append(update)
         return Change(
             field=field_name,
             phone_number_id=phone_number_id,
-            identity_changes=[u for u in updates if u is not None],
+            identity_changes=updates,
+            skipped=skipped,
         )
     if field_name != "messages":
         return Change(field=field_name, phone_number_id=phone_number_id)
@@ -170,15 +308,25 @@ def _parse_change(field_name: str, value: dict[str, Any]) -> Change:
     contacts = [_sender(c) for c in _list(value.get("contacts")) if isinstance(c, dict)]
     messages: list[InboundMessage] = []
     skipped = 0
+    # A bad item is skipped, never the delivery: a 400 or a 500 would make Meta
+    # redeliver the good ones beside it for days.
     for raw in _list(value.get("messages")):
-        message = _message(raw, contacts) if isinstance(raw, dict) else None
+        try:
+            message = _message(raw, contacts) if isinstance(raw, dict) else None
+        except RefusedItem as exc:
+            _refused("message", exc)
+            message = None
         if message is None:
             skipped += 1
         else:
             messages.append(message)
     statuses: list[InboundStatus] = []
     for raw in _list(value.get("statuses")):
-        status = _status(raw) if isinstance(raw, dict) else None
+        try:
+            status = _status(raw) if isinstance(raw, dict) else None
+        except RefusedItem as exc:
+            _refused("status", exc)
+            status = None
         if status is None:
             skipped += 1
         else:
@@ -225,19 +373,44 @@ def _sender_of(message: dict[str, Any], contacts: list[Sender]) -> Sender:
     )
 
 
+def _checked_sender(sender: Sender) -> Sender:
+    _checked_id(sender.wa_id, name="sender wa_id", limit=WA_ID_LENGTH)
+    _checked_id(sender.bsuid, name="sender user_id", limit=BSUID_LENGTH)
+    return sender
+
+
+def _checked_identity(change: IdentityChange | None) -> IdentityChange | None:
+    if change is not None:
+        for name, value in (("user_id", change.previous_bsuid), ("user_id", change.bsuid)):
+            _checked_id(value, name=name, limit=BSUID_LENGTH)
+        for name, value in (("wa_id", change.previous_wa_id), ("wa_id", change.wa_id)):
+            _checked_id(value, name=name, limit=WA_ID_LENGTH)
+    return change
+
+
 def _message(raw: dict[str, Any], contacts: list[Sender]) -> InboundMessage | None:
-    external_id = _opt(raw.get("id"))
+    external_id = _checked_id(_opt(raw.get("id")), name="message id", limit=MESSAGE_ID_LENGTH)
     if external_id is None:
         return None
+    sender = _checked_sender(_sender_of(raw, contacts))
     msg_type = _str(raw.get("type")) or "unknown"
+    # Ids are read before the cleaning below, which would change them silently.
+    original_body = _dict(raw.get(msg_type))
+    reply_to = _reference(_dict(raw.get("context")).get("id"))
+    identity_change = (
+        _checked_identity(_system_identity_change(raw, original_body))
+        if msg_type == "system"
+        else None
+    )
+    # Everything stored is cleaned, payload keys included: a database refuses NUL.
+    raw = clean_json(raw)
     body = _dict(raw.get(msg_type))
-    context = _dict(raw.get("context"))
     common: dict[str, Any] = {
         "external_id": external_id,
         "type": msg_type,
-        "sender": _sender_of(raw, contacts),
+        "sender": sender,
         "payload": raw,
-        "reply_to_external_id": _opt(context.get("id")),
+        "reply_to_external_id": reply_to,
         "sent_at": parse_timestamp(raw.get("timestamp")),
     }
 
@@ -265,7 +438,7 @@ def _message(raw: dict[str, Any], contacts: list[Sender]) -> InboundMessage | No
         common["payload"] = {**raw, "reply_id": _str(body.get("payload"))[:200]}
         return InboundMessage(kind=Kind.BUTTON, text=_str(body.get("text")), **common)
     if msg_type == "reaction":
-        target = _opt(body.get("message_id"))
+        target = _reference(original_body.get("message_id"))
         reaction = Reaction(target, _str(body.get("emoji"))) if target else None
         return InboundMessage(
             kind=Kind.REACTION, text=_str(body.get("emoji")), reaction=reaction, **common
@@ -274,7 +447,7 @@ def _message(raw: dict[str, Any], contacts: list[Sender]) -> InboundMessage | No
         return InboundMessage(
             kind=Kind.UNSUPPORTED,
             text=_str(body.get("body")),
-            identity_change=_system_identity_change(raw, body),
+            identity_change=identity_change,
             **common,
         )
     # order, unsupported, unknown, and whatever type Meta adds next.
@@ -338,11 +511,13 @@ def _user_id_update(item: Any) -> IdentityChange | None:
         previous, current = _opt(item.get("previous_user_id")), _opt(user_id)
     if not previous or not current or previous == current:
         return None
-    return IdentityChange(previous_bsuid=previous, bsuid=current, wa_id=_opt(item.get("wa_id")))
+    return _checked_identity(
+        IdentityChange(previous_bsuid=previous, bsuid=current, wa_id=_opt(item.get("wa_id")))
+    )
 
 
 def _status(raw: dict[str, Any]) -> InboundStatus | None:
-    external_id = _opt(raw.get("id"))
+    external_id = _checked_id(_opt(raw.get("id")), name="status id", limit=MESSAGE_ID_LENGTH)
     status = _str(raw.get("status"))
     if external_id is None or not status:
         return None
@@ -353,8 +528,8 @@ def _status(raw: dict[str, Any]) -> InboundStatus | None:
         external_id=external_id,
         status=status,
         at=parse_timestamp(raw.get("timestamp")),
-        recipient_id=_opt(raw.get("recipient_id")),
-        recipient_user_id=_opt(raw.get("recipient_user_id")),
+        recipient_id=_reference(raw.get("recipient_id"), limit=WA_ID_LENGTH),
+        recipient_user_id=_reference(raw.get("recipient_user_id"), limit=BSUID_LENGTH),
         error_code=_str(error.get("code")),
         error_title=_str(error.get("title")),
         error_detail=details or _str(error.get("message")),

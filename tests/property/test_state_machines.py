@@ -35,7 +35,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.test import TestCase, override_settings
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -502,12 +502,8 @@ class ConversationMachine(RuleBasedStateMachine):
             if state == State.QUEUED:
                 assert assignee is None, f"{where} is queued but assigned"
                 assert conversation.queued_at is not None, f"{where} has no queued_at"
-            if state == State.BOT and assignee is not None:
-                # Known bug, pinned by test_back_with_the_bot_after_its_agent_left below:
-                # skipped here so that the machine keeps looking for other ones.
-                known = not conversation.assignee.is_active and conversation.queued_at is None
-                assert known, f"{where} is with the bot but assigned"
-                event("known bug: back with the bot, still assigned to a deactivated agent")
+            if state == State.BOT:
+                assert assignee is None, f"{where} is with the bot but assigned"
             if state == State.RESOLVED:
                 assert conversation.resolved_at is not None, f"{where} has no resolved_at"
             else:
@@ -560,11 +556,6 @@ def test_conversations_and_statuses_never_reach_an_illegal_state() -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _reopen (a customer writing back to a conversation resolved minutes ago) "
-    "gives it back to the bot but keeps the deactivated agent as its assignee",
-)
 def test_back_with_the_bot_after_its_agent_left(
     settings: Any,
 ) -> None:
