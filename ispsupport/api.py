@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -48,6 +49,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         data = {"detail": "Invalid input.", "code": "invalid", "errors": data}
     response.data = data
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler404``: under /api/ a client gets the API's JSON error, not an
+    HTML page (``/api/v1/conversations/abc/`` matches no route); elsewhere
+    Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": _("Not found."), "code": "not_found"},
+            status=404,
+            json_dumps_params={"ensure_ascii": False},
+        )
+    return page_not_found(request, exception)  # type: ignore[arg-type]
 
 
 class ApiRootView(APIView):

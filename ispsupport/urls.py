@@ -11,6 +11,8 @@ from ispsupport import api, events, views
 admin.site.site_header = "ISP Support"
 admin.site.site_title = "ISP Support"
 
+handler404 = "ispsupport.api.not_found"
+
 urlpatterns = [
     path("", views.index, name="index"),
     path("health", views.health, name="health"),
