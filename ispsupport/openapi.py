@@ -11,7 +11,9 @@ gives each error response that shared body:
 - 401 and 403 when it needs a signed-in user (a public one lists ``{}`` in its
   security);
 - 404 when its path names a row, or it pages (a page or cursor past the end);
-- 401 on the public operations that check credentials sent in their body.
+- 401 on the public operations that check credentials sent in their body;
+- 429 on every operation the API's rate limit (API_RATE_LIMIT, per user or per
+  client IP) or the login limit applies to: all but the token refresh.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ DESCRIPTIONS = {
     "403": "Signed in, but this user's role may not do this.",
     "404": "No such row, or not one this user may see.",
     "409": "Valid, but not allowed in the current state (code says why).",
+    "429": "Too many requests: wait the seconds the Retry-After header gives.",
     "503": "A service this depends on is not answering; try again shortly.",
 }
 WRONG_CREDENTIALS = "The credentials sent are wrong, expired or revoked."
@@ -69,6 +72,8 @@ _CHECKS_CREDENTIALS = {
     "api_v1_auth_logout_create",
     "api_v1_auth_refresh_create",
 }
+# Views with throttle_classes = [] and no limiter of their own (accounts/auth.py).
+_NOT_RATE_LIMITED = {"api_v1_auth_refresh_create"}
 
 
 def errors_of(path: str, operation: dict[str, Any]) -> set[str]:
@@ -82,6 +87,8 @@ def errors_of(path: str, operation: dict[str, Any]) -> set[str]:
         statuses.add("404")
     if _checks_credentials(operation):
         statuses.add("401")
+    if operation.get("operationId") not in _NOT_RATE_LIMITED:
+        statuses.add("429")
     return statuses
 
 
