@@ -15,15 +15,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import structlog
 from django.db import transaction
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ispsupport.cache import get_or_fetch, invalidate
-
-logger = structlog.get_logger(__name__)
+from ispsupport.cache import fetch_for_scrape, invalidate
 
 CONVERSATIONS_CREATED = Counter(
     "conversations_created_total", "Conversations started by customers."
@@ -44,7 +41,6 @@ MESSAGE_PROCESSING = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
-SCRAPE_CACHE_SECONDS = 10
 STATE_COUNTS_KEY = "metrics:conversations_by_state"
 QUEUES_KEY = "metrics:conversation_queues"
 
@@ -146,16 +142,14 @@ class ConversationCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from conversations.models import Conversation
 
-        try:
-            counts = get_or_fetch(STATE_COUNTS_KEY, _state_counts, ttl=SCRAPE_CACHE_SECONDS)
-            queue = get_or_fetch(
-                "metrics:message_queue_size", _queue_size, ttl=SCRAPE_CACHE_SECONDS
-            )
-            queues = get_or_fetch(QUEUES_KEY, _queues, ttl=SCRAPE_CACHE_SECONDS)
-        except Exception as exc:
-            # A scrape while the database is down reports the rest, not a 500.
-            logger.warning("metrics_query_failed", error=type(exc).__name__)
+        fetched = fetch_for_scrape(
+            (STATE_COUNTS_KEY, _state_counts),
+            ("metrics:message_queue_size", _queue_size),
+            (QUEUES_KEY, _queues),
+        )
+        if fetched is None:
             return
+        counts, queue, queues = fetched
         by_state = GaugeMetricFamily(
             "conversations_by_state", "Conversations in each state.", labels=["state"]
         )

@@ -8,7 +8,7 @@ request does not wait out a socket timeout on every cache call.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pybreaker
 import structlog
@@ -58,3 +58,19 @@ def invalidate(*keys: str) -> None:
     ok, _ = _guarded("delete", cache.delete_many, list(keys))
     if ok:
         CACHE_OPERATIONS.labels("delete", "ok").inc()
+
+
+# Gauges read from the database at scrape time: one query per 10 s at most,
+# however many Prometheus servers scrape however many processes.
+SCRAPE_CACHE_SECONDS = 10
+
+
+def fetch_for_scrape(*fetches: tuple[str, Callable[[], Any]]) -> list[Any] | None:
+    """Each ``(key, fetch)``'s value, cached ``SCRAPE_CACHE_SECONDS``; None when
+    one fails, so that a scrape while the database is down reports the other
+    collectors' series rather than answering 500."""
+    try:
+        return [get_or_fetch(key, fetch, ttl=SCRAPE_CACHE_SECONDS) for key, fetch in fetches]
+    except Exception as exc:
+        logger.warning("metrics_query_failed", error=type(exc).__name__)
+        return None

@@ -40,7 +40,6 @@ CACHE_OPERATIONS = Counter(
     ["op", "result"],
 )
 
-SCRAPE_CACHE_SECONDS = 10
 TASKS_READY_KEY = "metrics:tasks_oldest_ready"
 
 
@@ -96,14 +95,12 @@ class OperationsCollector(Collector):
         yield family
 
     def _tasks(self) -> Iterator[GaugeMetricFamily]:
-        from ispsupport.cache import get_or_fetch
+        from ispsupport.cache import fetch_for_scrape  # it imports this module
 
-        try:
-            since = get_or_fetch(TASKS_READY_KEY, _oldest_ready_task, ttl=SCRAPE_CACHE_SECONDS)
-        except Exception as exc:
-            # A scrape while the database is down reports the rest, not a 500.
-            logger.warning("metrics_query_failed", error=type(exc).__name__)
+        fetched = fetch_for_scrape((TASKS_READY_KEY, _oldest_ready_task))
+        if fetched is None:
             return
+        [since] = fetched
         yield GaugeMetricFamily(
             "tasks_oldest_ready_age_seconds",
             "How long the oldest background task ready to run has waited for a worker "

@@ -10,14 +10,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import structlog
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ispsupport.cache import get_or_fetch
-
-logger = structlog.get_logger(__name__)
+from ispsupport.cache import fetch_for_scrape
 
 API_CALLS = Counter(
     "whatsapp_api_calls_total",
@@ -32,7 +29,6 @@ RATE_LIMITS = Counter(
     ["code"],
 )
 
-SCRAPE_CACHE_SECONDS = 10
 CONNECTIONS_KEY = "metrics:whatsapp_connections_active"
 
 
@@ -49,12 +45,10 @@ class WhatsAppCollector(Collector):
         yield GaugeMetricFamily("whatsapp_connections_active", "")
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            active = get_or_fetch(CONNECTIONS_KEY, _active_connections, ttl=SCRAPE_CACHE_SECONDS)
-        except Exception as exc:
-            # A scrape while the database is down reports the rest, not a 500.
-            logger.warning("metrics_query_failed", error=type(exc).__name__)
+        fetched = fetch_for_scrape((CONNECTIONS_KEY, _active_connections))
+        if fetched is None:
             return
+        [active] = fetched
         yield GaugeMetricFamily(
             "whatsapp_connections_active",
             "WhatsApp numbers that are active and healthy (their token works).",
