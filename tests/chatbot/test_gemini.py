@@ -415,7 +415,7 @@ def test_three_failures_open_the_breaker_and_then_nothing_is_sent(
         assert read() is None
     elapsed = time.monotonic() - started
 
-    assert elapsed < 0.1
+    assert elapsed < 0.5  # generous for a loaded CI machine; the count below is exact
     assert len(fake_gemini.requests) == 3  # short-circuited: no request
     assert counts.moved() == {"breaker_open": 1}
     assert counts.timed() == 1

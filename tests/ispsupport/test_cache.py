@@ -133,7 +133,8 @@ def test_an_open_breaker_spares_callers_the_socket_timeout() -> None:
             assert get_or_fetch(key, fetch, ttl=60) == "from the database"
         elapsed = time.monotonic() - started
 
-    assert elapsed < 0.2
+    # Twenty socket timeouts would take 4 s; the margin is for a loaded CI machine.
+    assert elapsed < 2.0
     assert _changed_since(before) == {"get/skipped": 20}
 
 
