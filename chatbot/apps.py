@@ -14,6 +14,10 @@ class ChatbotConfig(AppConfig):
         # The core enqueues "handle inbound message N" for conversations in
         # state "bot"; this app is who does it.
         channels.register_bot(handle_message)
+        # An erasure scrubs these tasks' stored runs (their errors can quote data).
+        channels.register_task_about(handle_message, of="message")
+        channels.register_task_about(csat.ask_rating, of="conversation")
+        channels.register_task_about(csat.thank_for_rating, of="conversation")
         # The subscriber behind the contact (plan, contract, invoices, outages),
         # next to every conversation in the console.
         panels.register_panel(

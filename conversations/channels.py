@@ -12,8 +12,8 @@ so the console can offer them without importing the channel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import structlog
 from django_tasks.base import Task
@@ -25,6 +25,8 @@ logger = structlog.get_logger(__name__)
 _senders: dict[str, Task[..., Any]] = {}
 _bot: list[Task[..., Any]] = []
 _templates: dict[str, Callable[[Any], list[dict[str, Any]]]] = {}
+# (task, what its first argument identifies, keyword arguments that can hold personal data)
+_about: list[tuple[Task[..., Any], str, tuple[str, ...]]] = []
 
 
 def register_sender(channel: str, task: Task[..., Any]) -> None:
@@ -46,6 +48,24 @@ def register_templates(channel: str, fn: Callable[[Any], list[dict[str, Any]]]) 
     _templates[channel] = fn
 
 
+def register_task_about(
+    task: Task[..., Any], *, of: Literal["message", "conversation"], personal: Iterable[str] = ()
+) -> None:
+    """``task``'s first argument is the id of a message (or conversation): an
+    LGPD erasure of its contact scrubs the error text of the task's stored runs
+    and blanks their ``personal`` keyword arguments (``conversations.privacy``)."""
+    if of not in ("message", "conversation"):
+        raise ValueError(f"of must be 'message' or 'conversation', not {of!r}")
+    _about[:] = [entry for entry in _about if entry[0] is not task]
+    _about.append((task, of, tuple(personal)))
+
+
+def tasks_about(of: str) -> list[tuple[Task[..., Any], tuple[str, ...]]]:
+    """The registered tasks whose first argument identifies a message (or a
+    conversation), with their personal keyword arguments."""
+    return [(task, personal) for task, kind, personal in _about if kind == of]
+
+
 def templates_for(inbox: Any) -> list[dict[str, Any]]:
     """The templates of ``inbox``'s channel; [] when the channel has none or
     its listing fails (the console then just offers no template)."""
@@ -61,8 +81,8 @@ def templates_for(inbox: Any) -> list[dict[str, Any]]:
 
 def unregister_all() -> None:
     """Forget every registration (tests only)."""
-    # Template listings stay: they only read, and the tests' fixture that calls
-    # this restores senders and the bot afterwards, not listings.
+    # Template listings and the erasure's task list stay: the tests' fixture
+    # that calls this restores senders and the bot afterwards, not those.
     _senders.clear()
     _bot.clear()
 

@@ -34,10 +34,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from conversations import events, metrics
+from conversations import channels, events, metrics
 from conversations.models import Contact, Conversation, Message, Note
 from ispsupport.errors import ServiceError
 from ispsupport.identity import canonical_phone, clean_document, document_hash
+from ispsupport.tasks import task_results_scrub
 
 logger = structlog.get_logger(__name__)
 
@@ -258,6 +259,7 @@ class ErasureCounts:
     contact_tags: int = 0
     linked_customers: int = 0
     admin_history: int = 0
+    task_runs: int = 0
 
 
 def _scope(ids: Sequence[int]) -> tuple[Any, Any, Any]:
@@ -286,6 +288,22 @@ def _history(ids: Sequence[int]) -> Any:
     )
 
 
+def _task_runs(ids: Sequence[int], *, commit: bool) -> int:
+    """Stored background-task runs about these contacts' messages and
+    conversations whose error text or arguments go (see
+    ``ispsupport.tasks.task_results_scrub``): counted, or with ``commit`` scrubbed."""
+    conversations, messages, _notes = _scope(ids)
+    total = 0
+    for of, scope in (("message", messages), ("conversation", conversations)):
+        about = channels.tasks_about(of)
+        if not about:
+            continue
+        pks = list(scope.values_list("pk", flat=True))
+        for task, personal in about:
+            total += task_results_scrub([task], pks, kwargs=personal, commit=commit)
+    return total
+
+
 def contact_erasure_preview(*, contacts: Sequence[Contact]) -> ErasureCounts:
     """What ``contact_erase`` would change, counted; changes nothing."""
     ids = [c.pk for c in contacts]
@@ -312,6 +330,7 @@ def contact_erasure_preview(*, contacts: Sequence[Contact]) -> ErasureCounts:
         contact_tags=Contact.tags.through.objects.filter(contact_id__in=ids).count(),
         linked_customers=Contact.objects.filter(pk__in=ids).exclude(customer_code="").count(),
         admin_history=_history(ids).count(),
+        task_runs=_task_runs(ids, commit=False),
     )
 
 
@@ -358,7 +377,8 @@ def contact_erase(
     CPF/CNPJ, customer code, staff notes and tags; every message's text,
     caption, payload, reactions, provider ids and error details, and their
     media files (deleted from storage); internal notes' text; the bot's memory;
-    the text admin's history quotes. Kept: the rows, their times, states,
+    the text admin's history quotes; the error text of the background tasks'
+    stored runs about them (and a send's wamid). Kept: the rows, their times, states,
     teams, protocols and ratings, so counts and metrics stay right. Active
     conversations are resolved (no rating asked: nobody can be reached) and
     unsent messages fail. Recorded as an admin history entry by ``actor`` with
@@ -407,6 +427,7 @@ def contact_erase(
         error_detail="",
     )
     notes.update(text=ERASED)
+    _task_runs(ids, commit=True)
 
     conversation_type = ContentType.objects.get_for_model(Conversation)
     for entry in _history(ids):

@@ -455,3 +455,52 @@ def tasks_requeue_stuck(
             claims=len(result.worker_ids or []),
         )
     return report
+
+
+# --- Privacy --------------------------------------------------------------------------
+
+ERASED_TRACEBACK = "[erased: LGPD request]"
+
+
+def task_results_scrub(
+    tasks: Iterable[Task[..., Any]],
+    ids: Iterable[int],
+    *,
+    kwargs: Iterable[str] = (),
+    commit: bool = True,
+) -> int:
+    """Forget what the stored runs of ``tasks`` for ``ids`` (their first
+    argument) say beyond those ids, for an LGPD erasure; returns how many rows
+    changed (with ``commit=False``, would change, changing nothing).
+
+    A failed run's traceback can quote the data it failed on (PostgreSQL's
+    "Key (phone)=(…) already exists"), so it is replaced; its exception class
+    stays for the admin's counts. The keyword arguments named in ``kwargs``
+    are blanked (the WhatsApp send's ``sent_as`` is a wamid, which encodes
+    the phone number). The rows themselves stay: they are the queue's history.
+    """
+    from django_tasks_db.models import DBTaskResult
+
+    wanted = sorted({int(pk) for pk in ids})
+    paths = [t.module_path for t in tasks]
+    if not wanted or not paths:
+        return 0
+    blanked = tuple(kwargs)
+    changed = 0
+    rows = DBTaskResult.objects.filter(task_path__in=paths, args_kwargs__args__0__in=wanted)
+    if commit:
+        rows = rows.select_for_update()
+    for row in rows.order_by("pk"):
+        stored = row.args_kwargs or {}
+        named = dict(stored.get("kwargs") or {})
+        scrubbed = {k: ("" if k in blanked and v else v) for k, v in named.items()}
+        traceback = ERASED_TRACEBACK if row.traceback else row.traceback
+        if scrubbed == named and traceback == row.traceback:
+            continue
+        changed += 1
+        if not commit:
+            continue
+        row.args_kwargs = {**stored, "kwargs": scrubbed}
+        row.traceback = traceback
+        row.save(update_fields=["args_kwargs", "traceback"])
+    return changed

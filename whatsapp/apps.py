@@ -12,10 +12,15 @@ class WhatsAppConfig(AppConfig):
     def ready(self) -> None:
         from conversations import channels
         from whatsapp import metrics, services, signals  # noqa: F401 - services connects receivers
+        from whatsapp.media import download_media
         from whatsapp.tasks import send_message
 
         # The core enqueues "deliver message N"; this app is who does it.
         channels.register_sender("whatsapp", send_message)
+        # An erasure scrubs these tasks' stored runs; a send's sent_as is a
+        # wamid, which encodes the phone number.
+        channels.register_task_about(send_message, of="message", personal=["sent_as"])
+        channels.register_task_about(download_media, of="message")
         # After 24 hours only approved templates may be sent: the console lists them.
         channels.register_templates("whatsapp", approved_templates)
         metrics.register()

@@ -4,6 +4,7 @@ the media storage, holds the person's name, phone, CPF or message texts."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from django.db import models
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from accounts.models import User
 from conversations import services
@@ -511,7 +513,8 @@ def test_dry_run_says_what_would_go_and_changes_nothing(
         f"rows; {Message.objects.filter(conversation__contact=person).count()} with text, "
         "payload or media would be cleared, 1 media file(s) would be deleted, 1 unsent would "
         "be failed.",
-        "1 internal note(s) would be blanked; 3 admin history entr(ies) would be scrubbed.",
+        "1 internal note(s) would be blanked; 3 admin history entr(ies) and 0 background task "
+        "run(s) would be scrubbed.",
         "0 subscriber record(s) would be deleted with 0 contract(s) and 0 invoice(s); 0 admin "
         "history entr(ies) would be scrubbed.",
         "Dry run: nothing changed; add --commit --actor USERNAME --reason TEXT to erase.",
@@ -555,6 +558,55 @@ def test_after_erasure_no_trace_of_the_person_is_left(
     assert line["actor_id"] == erasing_admin.pk  # type: ignore[index]
     rendered = json.dumps(line, ensure_ascii=False, default=str).lower()
     assert not [n for n in _needles() if n.lower() in rendered]
+
+
+def _task_run(path: str, first_arg: int, *, traceback: str = "", **kwargs: Any) -> DBTaskResult:
+    now = timezone.now()
+    return DBTaskResult.objects.create(
+        task_path=path,
+        args_kwargs={"args": [first_arg], "kwargs": {"request_id": "req-1", **kwargs}},
+        backend_name="default",
+        status="FAILED" if traceback else "READY",
+        started_at=now if traceback else None,
+        finished_at=now if traceback else None,
+        exception_class_path="django.db.utils.IntegrityError" if traceback else "",
+        traceback=traceback,
+    )
+
+
+def test_erasure_scrubs_what_background_tasks_stored_about_the_person(
+    person: Contact, other: Contact, erasing_admin: User
+) -> None:
+    """A failed run's traceback can quote the data it failed on, and a send's
+    retry carries the wamid Meta gave it, which encodes the phone number."""
+    quoted = f"IntegrityError: duplicate key\nDETAIL:  Key (wa_id)=({WA_ID}) already exists.\n"
+    wamid = "wamid." + base64.b64encode(f"\x18\r{WA_ID}\x15\x02".encode()).decode()
+    message = Message.objects.filter(conversation__contact=person).order_by("pk").first()
+    conversation = Conversation.objects.filter(contact=person).order_by("pk").first()
+    other_message = Message.objects.get(conversation__contact=other)
+    assert message is not None and conversation is not None
+    bot = _task_run("chatbot.tasks.handle_message", message.pk, traceback=quoted)
+    send = _task_run("whatsapp.tasks.send_message", message.pk, attempt=2, sent_as=wamid)
+    rating = _task_run("chatbot.csat.ask_rating", conversation.pk, traceback=quoted)
+    theirs = quoted.replace(WA_ID, "5521977776666")
+    untouched = _task_run("chatbot.tasks.handle_message", other_message.pk, traceback=theirs)
+    assert database_traces([wamid])
+
+    dry_run = erase(CPF_TYPED)
+    assert "3 background task run(s) would be scrubbed." in dry_run
+    output = erase(CPF_TYPED, "--commit", "--actor", erasing_admin.username, "--reason", REASON)
+
+    assert "3 background task run(s) were scrubbed." in output
+    assert database_traces([*_needles(), wamid]) == []
+    for row in (bot, send, rating, untouched):
+        row.refresh_from_db()
+    assert (bot.traceback, rating.traceback) == ("[erased: LGPD request]",) * 2
+    assert bot.exception_class_path == "django.db.utils.IntegrityError"  # counts stay
+    assert send.args_kwargs == {
+        "args": [message.pk],
+        "kwargs": {"request_id": "req-1", "attempt": 2, "sent_as": ""},
+    }
+    assert untouched.traceback == theirs  # someone else's run stays whole
 
 
 def test_erased_rows_read_as_erased(person: Contact, erasing_admin: User) -> None:

@@ -39,7 +39,8 @@ request), found by phone (any format: +55 11 98888-7777, 11988887777), WhatsApp
 id, WhatsApp user id (BSUID) or CPF/CNPJ. Their contact's name, phone, WhatsApp
 ids, CPF/CNPJ, customer code, notes and tags; the text, captions, payloads and
 media files (deleted from storage) of every message of their conversations,
-internal notes included; and the text admin's history quotes, are replaced.
+internal notes included; the text admin's history quotes; and the error text
+of the background tasks' stored runs about them, are replaced.
 Conversations and messages stay as rows, with their times, protocol numbers and
 ratings, so reports and metrics stay right; active conversations are resolved
 and unsent messages fail. The ISP's subscriber records stored here (found by
@@ -175,7 +176,8 @@ class Command(BaseCommand):
             f"text, payload or media {verb} cleared, {counts.media_files} media file(s) "
             f"{verb} deleted, {counts.pending_outbound} unsent {verb} failed.",
             f"{counts.notes} internal note(s) {verb} blanked; {counts.admin_history} admin "
-            f"history entr(ies) {verb} scrubbed.",
+            f"history entr(ies) and {counts.task_runs} background task run(s) {verb} "
+            "scrubbed.",
         ]
         if not counts.contacts:
             lines = ["No helpdesk contact matches: only subscriber records are erased."]
