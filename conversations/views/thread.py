@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Team, User
 from conversations import channels, panels, selectors, services
+from conversations.markup import chat_plain
 from conversations.models import Conversation, Message, Note, Tag
 
 State = Conversation.State
@@ -146,7 +147,7 @@ def _sender(message: Message, contact_name: str) -> tuple[str, str]:
 
 
 def _preview(message: Message) -> str:
-    text = " ".join((message.text or "").split())
+    text = " ".join(chat_plain(message.text).split())
     if not text:
         return str(Kind(message.kind).label) if message.kind in Kind.values else message.kind
     return text if len(text) <= 120 else text[:119] + "…"

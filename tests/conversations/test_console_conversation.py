@@ -808,6 +808,29 @@ def test_panels_registered_by_other_apps_are_listed_in_order(
 # --- Customer text is inert ---------------------------------------------------------
 
 
+def test_whatsapp_formatting_shows_as_the_customer_sees_it(
+    client: Client, agent: User, conversation: Conversation
+) -> None:
+    assign(conversation, agent)
+    menu = make_message(
+        conversation,
+        "*Menu principal*\n1️⃣ _Segunda via_ em https://fibra.net/segunda_via",
+        sender_type=Message.SenderType.BOT,
+    )
+    answer = make_message(conversation, "1", direction=In, reply_to=menu)
+
+    page = parse(get(client, agent, url(conversation)))
+
+    text = page.one(f"#m-{menu.pk}").one(".text")
+    assert text.one("strong").text == "Menu principal"
+    assert text.one("em").text == "Segunda via"
+    assert text.one("a").attrs["href"] == "https://fibra.net/segunda_via"
+    assert "*" not in text.text
+    # The quote of it in the customer's answer is one plain line.
+    quote = page.one(f"#m-{answer.pk}").one(".quote-text").text
+    assert quote == "Menu principal 1️⃣ Segunda via em https://fibra.net/segunda_via"
+
+
 def test_customer_supplied_text_is_escaped_everywhere(
     client: Client, agent: User, receive: Callable[..., Message]
 ) -> None:

@@ -373,9 +373,9 @@ def test_preview_says_who_wrote_last_and_what_kind(
     assert '<span class="sender">You: </span>Já verifico' in html
     assert "is-waiting" not in html
 
-    message_send(conversation=mine, text="Pode reiniciar?", actor=None, sender_type="bot")
+    message_send(conversation=mine, text="Pode *reiniciar*?", actor=None, sender_type="bot")
     html = client.get(f"/console/row/{mine.pk}/?tab=mine").content.decode()
-    assert '<span class="sender">Bot: </span>Pode reiniciar?' in html
+    assert '<span class="sender">Bot: </span>Pode reiniciar?' in html  # no WhatsApp markers
 
     other = receive("oi", wa_id="5511977778888").conversation
     conversation_assign(conversation=other, agent=teammate, actor=teammate)
