@@ -310,6 +310,14 @@ class TransferSerializer(serializers.Serializer):
 
 class NoteCreateSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=4000)
+    client_key = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text=_(
+            "Any unique string per note; a retry with the same key returns the first note "
+            "and adds nothing. The Idempotency-Key header works too."
+        ),
+    )
 
 
 class TagsSerializer(serializers.Serializer):
@@ -499,6 +507,23 @@ def _conversation_out(pk: int) -> dict[str, Any]:
 # A change of state: 409 (invalid_transition...) when the conversation's state refuses it.
 _STATE_CHANGE = {200: ConversationDetailSerializer, 409: CONFLICT}
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description=str(_("Same as client_key in the body, which wins if both are sent.")),
+)
+
+
+def _with_idempotency_key(request: Request) -> Any:
+    """The request's body, with the Idempotency-Key header as its client_key
+    unless the body names one."""
+    body: Any = request.data.dict() if isinstance(request.data, QueryDict) else request.data
+    header_key = request.headers.get("Idempotency-Key", "").strip()
+    if isinstance(body, dict) and header_key and not body.get("client_key"):
+        body = {**body, "client_key": header_key}
+    return body
+
 
 class ConversationViewSet(viewsets.GenericViewSet):
     """The inbox and everything done to a conversation. A conversation outside the
@@ -634,35 +659,38 @@ class ConversationViewSet(viewsets.GenericViewSet):
         return Response(_conversation_out(conversation.pk))
 
     @extend_schema(methods=["GET"], request=None, responses=NoteSerializer(many=True))
-    @extend_schema(methods=["POST"], request=NoteCreateSerializer, responses={201: NoteSerializer})
+    @extend_schema(
+        methods=["POST"],
+        request=NoteCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: NoteSerializer, 200: NoteSerializer},
+    )
     @action(detail=True, methods=["get", "post"], pagination_class=None)
     def notes(self, request: Request, pk: str | None = None) -> Response:
-        """Internal notes: staff only, never sent to the customer."""
+        """Internal notes: staff only, never sent to the customer. POST: 201 with
+        the new note, or 200 with the first one when its client_key was seen before."""
         conversation = self._conversation(pk)
         if request.method == "GET":
             notes = conversation.notes.select_related("author").order_by("created_at", "id")
             return Response(NoteSerializer(notes, many=True).data)
-        data = NoteCreateSerializer(data=request.data)
+        data = NoteCreateSerializer(data=_with_idempotency_key(request))
         data.is_valid(raise_exception=True)
-        note = services.note_create(
+        added = services.note_add(
             conversation=conversation,
             author=request.user,  # type: ignore[arg-type]
             text=data.validated_data["text"],
+            client_key=data.validated_data.get("client_key"),
         )
-        return Response(NoteSerializer(note).data, status=status.HTTP_201_CREATED)
+        return Response(
+            NoteSerializer(added.note).data,
+            status=status.HTTP_201_CREATED if added.created else status.HTTP_200_OK,
+        )
 
     @extend_schema(methods=["GET"], request=None, responses=MessageSerializer(many=True))
     @extend_schema(
         methods=["POST"],
         request=MessageCreateSerializer,
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description=str(_("Same as client_key in the body, which wins if both are sent.")),
-            )
-        ],
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: MessageSerializer, 200: MessageSerializer, 409: CONFLICT},
     )
     @action(detail=True, methods=["get", "post"], pagination_class=MessageCursorPagination)
@@ -674,12 +702,9 @@ class ConversationViewSet(viewsets.GenericViewSet):
         if request.method == "GET":
             page = self.paginate_queryset(selectors.messages_of(conversation))
             return self.get_paginated_response(MessageSerializer(page, many=True).data)
-        body: Any = request.data.dict() if isinstance(request.data, QueryDict) else request.data
-        header_key = request.headers.get("Idempotency-Key", "").strip()
-        if isinstance(body, dict) and header_key and not body.get("client_key"):
-            body = {**body, "client_key": header_key}
         data = MessageCreateSerializer(
-            data=body, context={"conversation": conversation, "user": request.user}
+            data=_with_idempotency_key(request),
+            context={"conversation": conversation, "user": request.user},
         )
         data.is_valid(raise_exception=True)
         received = services.message_send(

@@ -451,11 +451,22 @@ class Note(models.Model):
     )
     text = models.TextField(_("text"))
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # The writer's idempotency key: a retried request returns the first note.
+    client_key = models.CharField(  # noqa: DJ001 - NULL: no key, many rows
+        _("client key"), max_length=64, null=True, blank=True, editable=False
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name = _("internal note")
         verbose_name_plural = _("internal notes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_key"],
+                condition=Q(client_key__isnull=False),
+                name="note_client_key_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.text[:60]

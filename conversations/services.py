@@ -1216,14 +1216,38 @@ def conversations_release(*, agent: User) -> int:
 
 
 @transaction.atomic
+@dataclass
+class NoteAdded:
+    note: Note
+    created: bool
+
+
 def note_create(*, conversation: Conversation, author: User | None, text: str) -> Note:
     """An internal note; ``author`` None is the bot (its summary on a handoff)."""
+    return note_add(conversation=conversation, author=author, text=text).note
+
+
+@transaction.atomic
+def note_add(
+    *, conversation: Conversation, author: User | None, text: str, client_key: str | None = None
+) -> NoteAdded:
+    """``note_create`` for a writer that may retry: a request with a
+    ``client_key`` seen before in this conversation returns the first note
+    (``created`` False) and adds nothing."""
+    if client_key:
+        # Locked: two concurrent retries would both find no note and both add one.
+        Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+        existing = Note.objects.filter(conversation=conversation, client_key=client_key).first()
+        if existing is not None:
+            return NoteAdded(existing, created=False)
     text = text.strip()
     if not text:
         raise ValidationError({"text": [_("Write the note.")]})
-    note = Note.objects.create(conversation=conversation, author=author, text=text)
+    note = Note.objects.create(
+        conversation=conversation, author=author, text=text, client_key=client_key or None
+    )
     events.note_added(note)
-    return note
+    return NoteAdded(note, created=True)
 
 
 def _tags_for(names: Iterable[str], *, actor: User) -> list[Tag]:

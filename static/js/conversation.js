@@ -512,7 +512,7 @@
     var asNote = mode === "note";
     setSending(true);
     var request = asNote
-      ? ISP.api("POST", apiBase + "notes/", { text: text })
+      ? ISP.api("POST", apiBase + "notes/", { text: text, client_key: keyFor(text) })
       : ISP.api("POST", apiBase + "messages/", { text: text, client_key: keyFor(text) });
     request.then(function (created) {
       // Only what was sent leaves the box; anything typed meanwhile stays.

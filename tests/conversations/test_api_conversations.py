@@ -757,6 +757,35 @@ def test_notes_are_written_and_listed_oldest_first(
     assert listed.json() == [note_body(n) for n in notes]
 
 
+def test_a_retried_note_is_added_once(
+    client: Client, agent: User, conversation: Conversation, receive: Receive
+) -> None:
+    """A double click or a network retry of the same note: one note, and the
+    second answer is the first note (200), even if the retry's text differs."""
+    notes = f"{detail(conversation)}notes/"
+    body = {"text": "Cliente autorizou visita às 14h.", "client_key": "9c1e-note"}
+
+    first = call(client, "post", notes, agent, body)
+    again = call(client, "post", notes, agent, {**body, "text": "outro"})
+    by_header = [
+        call(client, "post", notes, agent, {"text": "ONU trocada."}, **{"Idempotency-Key": "h-7"})
+        for _ in range(2)
+    ]
+    elsewhere = receive("Oi", wa_id="5511977778888").conversation
+    other = call(client, "post", f"{detail(elsewhere)}notes/", agent, body)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert [r.status_code for r in by_header] == [201, 200]
+    assert other.status_code == 201  # the same key in another conversation is another note
+    stored = list(Note.objects.filter(conversation=conversation).order_by("id"))
+    assert [(n.text, n.client_key) for n in stored] == [
+        ("Cliente autorizou visita às 14h.", "9c1e-note"),
+        ("ONU trocada.", "h-7"),
+    ]
+    assert first.json() == again.json() == note_body(stored[0])
+    assert by_header[1].json() == note_body(stored[1])
+
+
 @pytest.mark.parametrize(
     ("body", "errors"),
     [
