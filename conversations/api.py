@@ -445,9 +445,11 @@ class MessageCreateSerializer(serializers.Serializer):
             )
         payload: dict[str, Any] = {"name": offered["name"], "language": offered["language"]}
         if values:
-            payload["components"] = [
-                {"type": "body", "parameters": [{"type": "text", "text": v} for v in values]}
-            ]
+            parameters: list[dict[str, Any]] = [{"type": "text", "text": v} for v in values]
+            if offered.get("named"):
+                for parameter, name in zip(parameters, offered["variables"], strict=True):
+                    parameter["parameter_name"] = str(name)
+            payload["components"] = [{"type": "body", "parameters": parameters}]
         attrs.update(text=text, kind=Message.Kind.TEMPLATE, payload=payload, reply_to=None)
         attrs.pop("canned_reply", None)
         return attrs

@@ -43,8 +43,9 @@ def register_templates(channel: str, fn: Callable[[Any], list[dict[str, Any]]]) 
     """``fn(inbox)`` lists the approved templates an agent may send in ``inbox``,
     each a dict: ``name``, ``language``, ``category``, ``body`` (the text with its
     ``{{1}}``-style variables), ``variables`` (their names, in order), ``params``
-    (how many) and ``sendable`` (False when it needs more than body text, e.g.
-    a media header)."""
+    (how many), ``named`` (True when the variables are names, ``{{first_name}}``,
+    which the provider wants sent with each value) and ``sendable`` (False when
+    it needs more than body text, e.g. a media header)."""
     _templates[channel] = fn
 
 

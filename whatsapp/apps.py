@@ -56,6 +56,9 @@ def approved_templates(inbox: Any) -> list[dict[str, Any]]:
                 "body": body,
                 "variables": list(variables["body"]["variables"]),
                 "params": len(variables["body"]["variables"]),
+                # {{first_name}} rather than {{1}}: Meta wants each value sent
+                # with its parameter_name (parameter_format NAMED).
+                "named": any(not str(v).isdigit() for v in variables["body"]["variables"]),
                 # Only body text variables can be filled in the console's form.
                 "sendable": header["format"] in (None, "text")
                 and not header["variables"]

@@ -90,6 +90,38 @@ def test_free_text_is_refused_but_an_approved_template_goes_out(
     }
 
 
+def test_a_template_with_named_variables_sends_each_value_with_its_name(
+    client: Client, agent: User, closed: Conversation
+) -> None:
+    """Templates created with named variables ({{nome}}, parameter_format
+    NAMED) are refused by Meta unless each value says which variable it fills."""
+    MessageTemplate.objects.create(
+        account=WhatsAppAccount.objects.get(inbox=closed.inbox),
+        name="fatura_vencendo",
+        language="pt_BR",
+        status="APPROVED",
+        components=[
+            {"type": "BODY", "text": "Olá {{nome}}, sua fatura de {{valor}} vence amanhã."}
+        ],
+        synced_at=timezone.now(),
+    )
+
+    response = _send(client, agent, closed, _template("fatura_vencendo", "Maria", "R$ 99,90"))
+
+    assert response.status_code == 201, response.json()
+    message = Message.objects.get(pk=response.json()["id"])
+    assert message.text == "Olá Maria, sua fatura de R$ 99,90 vence amanhã."
+    assert message.payload["components"] == [
+        {
+            "type": "body",
+            "parameters": [
+                {"type": "text", "text": "Maria", "parameter_name": "nome"},
+                {"type": "text", "text": "R$ 99,90", "parameter_name": "valor"},
+            ],
+        }
+    ]
+
+
 def test_a_retry_with_the_same_key_sends_the_template_once(
     client: Client, agent: User, closed: Conversation
 ) -> None:

@@ -569,6 +569,7 @@ def test_whatsapp_registers_the_templates_of_its_inboxes(inbox: Inbox) -> None:
             "body": "Segue",
             "variables": [],
             "params": 0,
+            "named": False,
             "sendable": False,
         },
         {
@@ -579,6 +580,7 @@ def test_whatsapp_registers_the_templates_of_its_inboxes(inbox: Inbox) -> None:
             "body": "Sua fatura de {{1}} vence em {{2}}",
             "variables": ["1", "2"],
             "params": 2,
+            "named": False,
             "sendable": True,
         },
     ]
