@@ -331,10 +331,53 @@ class TemplateParameterSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=1024, trim_whitespace=True)
 
 
+class TemplateHeaderSerializer(serializers.Serializer):
+    parameters = TemplateParameterSerializer(
+        many=True,
+        required=False,
+        default=list,
+        help_text=_("The values of a text header's variables, in order."),
+    )
+    link = serializers.URLField(
+        required=False,
+        max_length=2048,
+        help_text=_(
+            "An image, video or document header: the https:// address Meta downloads the "
+            "file from (e.g. the invoice PDF in your ERP)."
+        ),
+    )
+    filename = serializers.CharField(
+        required=False,
+        max_length=240,
+        help_text=_("A document header: the file name the customer sees."),
+    )
+
+    def validate_link(self, value: str) -> str:
+        if not value.lower().startswith("https://"):
+            raise serializers.ValidationError(
+                _("Meta downloads the file from this address: it must start with https://.")
+            )
+        return value
+
+
+class TemplateButtonSerializer(serializers.Serializer):
+    index = serializers.IntegerField(
+        min_value=0, max_value=9, help_text=_("The button's position, from 0.")
+    )
+    text = serializers.CharField(
+        max_length=2000,
+        help_text=_("A URL button's variable part, or a copy-code button's code."),
+    )
+
+
 class TemplateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=512)
     language = serializers.CharField(max_length=20)
-    parameters = TemplateParameterSerializer(many=True, required=False, default=list)
+    parameters = TemplateParameterSerializer(
+        many=True, required=False, default=list, help_text=_("The body's variables, in order.")
+    )
+    header = TemplateHeaderSerializer(required=False)
+    buttons = TemplateButtonSerializer(many=True, required=False, default=list, max_length=10)
 
 
 class MessageCreateSerializer(serializers.Serializer):
@@ -420,12 +463,13 @@ class MessageCreateSerializer(serializers.Serializer):
                 {
                     "template": [
                         _(
-                            "This template needs more than text parameters; "
-                            "send it from WhatsApp Manager."
+                            "This template has a location header, which cannot be sent "
+                            "from here; send it from WhatsApp Manager."
                         )
                     ]
                 }
             )
+        header, header_text = _template_header(offered, given.get("header") or {})
         values = [p["text"] for p in given.get("parameters", [])]
         if len(values) != offered["params"]:
             raise serializers.ValidationError(
@@ -436,23 +480,142 @@ class MessageCreateSerializer(serializers.Serializer):
                     ]
                 }
             )
+        buttons = _template_buttons(offered, given.get("buttons") or [])
         # The stored text is what the customer will read: the approved body
-        # filled on the server, not whatever preview the client sent.
-        text = offered["body"]
-        for name, value in zip(offered["variables"], values, strict=True):
-            text = re.sub(
-                r"\{\{\s*" + re.escape(str(name)) + r"\s*\}\}", lambda _m, v=value: v, text
-            )
+        # filled on the server, not whatever preview the client sent; a text
+        # header comes first, bold as WhatsApp shows it.
+        text = _filled(offered["body"], offered["variables"], values)
+        if header_text:
+            text = f"*{header_text}*\n{text}"
         payload: dict[str, Any] = {"name": offered["name"], "language": offered["language"]}
-        if values:
-            parameters: list[dict[str, Any]] = [{"type": "text", "text": v} for v in values]
-            if offered.get("named"):
-                for parameter, name in zip(parameters, offered["variables"], strict=True):
-                    parameter["parameter_name"] = str(name)
-            payload["components"] = [{"type": "body", "parameters": parameters}]
+        body = (
+            [
+                {
+                    "type": "body",
+                    "parameters": _text_parameters(offered, offered["variables"], values),
+                }
+            ]
+            if values
+            else []
+        )
+        components = [*header, *body, *buttons]
+        if components:
+            payload["components"] = components
         attrs.update(text=text, kind=Message.Kind.TEMPLATE, payload=payload, reply_to=None)
         attrs.pop("canned_reply", None)
         return attrs
+
+
+def _filled(text: str, names: list[Any], values: list[str]) -> str:
+    for name, value in zip(names, values, strict=True):
+        text = re.sub(r"\{\{\s*" + re.escape(str(name)) + r"\s*\}\}", lambda _m, v=value: v, text)
+    return text
+
+
+def _text_parameters(
+    offered: dict[str, Any], names: list[Any], values: list[str]
+) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = [{"type": "text", "text": v} for v in values]
+    if offered.get("named"):
+        for parameter, name in zip(parameters, names, strict=True):
+            parameter["parameter_name"] = str(name)
+    return parameters
+
+
+MEDIA_HEADERS = ("image", "video", "document")
+
+
+def _template_header(
+    offered: dict[str, Any], given: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str]:
+    """The header component to send, and the header's text as the customer reads it."""
+    header = offered.get("header") or {}
+    kind = header.get("format") or ""
+    if kind in MEDIA_HEADERS:
+        link = given.get("link")
+        if not link:
+            raise serializers.ValidationError(
+                {
+                    "template": [
+                        _(
+                            "This template's header is a file (%(kind)s): give the https:// "
+                            "link Meta downloads it from."
+                        )
+                        % {"kind": kind}
+                    ]
+                }
+            )
+        media: dict[str, Any] = {"link": link}
+        if kind == "document" and given.get("filename"):
+            media["filename"] = given["filename"]
+        return [{"type": "header", "parameters": [{"type": kind, kind: media}]}], ""
+    if given.get("link"):
+        raise serializers.ValidationError(
+            {"template": [_("This template's header has no file; leave the link out.")]}
+        )
+    names = header.get("variables") or []
+    values = [p["text"] for p in given.get("parameters", [])]
+    if len(values) != len(names):
+        raise serializers.ValidationError(
+            {
+                "template": [
+                    _("This template's header takes %(count)d parameter(s); %(given)d given.")
+                    % {"count": len(names), "given": len(values)}
+                ]
+            }
+        )
+    text = _filled(str(header.get("text") or ""), names, values)
+    if not values:
+        return [], text
+    parameters = _text_parameters(offered, names, values)
+    return [{"type": "header", "parameters": parameters}], text
+
+
+def _template_buttons(offered: dict[str, Any], given: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One component per button that takes a value, in the template's order."""
+    wanted = {int(b["index"]): b for b in offered.get("buttons") or []}
+    values: dict[int, str] = {}
+    for button in given:
+        index = int(button["index"])
+        if index not in wanted:
+            raise serializers.ValidationError(
+                {
+                    "template": [
+                        _("This template has no button %(index)d that takes a value.")
+                        % {"index": index}
+                    ]
+                }
+            )
+        if index in values:
+            raise serializers.ValidationError(
+                {"template": [_("Button %(index)d is given twice.") % {"index": index}]}
+            )
+        values[index] = button["text"]
+    missing = sorted(set(wanted) - set(values))
+    if missing:
+        raise serializers.ValidationError(
+            {
+                "template": [
+                    _("Button %(index)d of this template takes a value; none given.")
+                    % {"index": missing[0]}
+                ]
+            }
+        )
+    components = []
+    for index in sorted(wanted):
+        if wanted[index]["type"] == "copy_code":
+            parameter = {"type": "coupon_code", "coupon_code": values[index]}
+        else:
+            parameter = {"type": "text", "text": values[index]}
+        components.append(
+            {
+                "type": "button",
+                "sub_type": wanted[index]["type"],
+                "index": str(index),
+                "parameters": [parameter],
+            }
+        )
+    return components
 
 
 class ContactUpdateSerializer(serializers.Serializer):

@@ -44,8 +44,11 @@ def register_templates(channel: str, fn: Callable[[Any], list[dict[str, Any]]]) 
     each a dict: ``name``, ``language``, ``category``, ``body`` (the text with its
     ``{{1}}``-style variables), ``variables`` (their names, in order), ``params``
     (how many), ``named`` (True when the variables are names, ``{{first_name}}``,
-    which the provider wants sent with each value) and ``sendable`` (False when
-    it needs more than body text, e.g. a media header)."""
+    which the provider wants sent with each value), ``header`` (``format``: ""
+    for none, ``text``, ``image``, ``video``, ``document`` or ``location``; its
+    ``text`` and ``variables``), ``buttons`` (those that take a value: ``index``,
+    ``type`` ``url`` or ``copy_code``, ``variables``) and ``sendable`` (False
+    when it needs something no form asks for, e.g. a location header)."""
     _templates[channel] = fn
 
 

@@ -38,15 +38,12 @@ def approved_templates(inbox: Any) -> list[dict[str, Any]]:
         account__inbox_id=inbox.pk, status__iexact="APPROVED"
     ).order_by("name", "language"):
         variables = template_variables(template)
-        body = next(
-            (
-                str(c.get("text") or "")
-                for c in template.components or []
-                if isinstance(c, dict) and str(c.get("type", "")).upper() == "BODY"
-            ),
-            "",
-        )
+        body = _component_text(template.components, "BODY")
+        header_text = _component_text(template.components, "HEADER")
         header = variables["header"]
+        named = any(
+            not str(v).isdigit() for v in [*variables["body"]["variables"], *header["variables"]]
+        )
         listed.append(
             {
                 "id": template.pk,
@@ -58,11 +55,30 @@ def approved_templates(inbox: Any) -> list[dict[str, Any]]:
                 "params": len(variables["body"]["variables"]),
                 # {{first_name}} rather than {{1}}: Meta wants each value sent
                 # with its parameter_name (parameter_format NAMED).
-                "named": any(not str(v).isdigit() for v in variables["body"]["variables"]),
-                # Only body text variables can be filled in the console's form.
-                "sendable": header["format"] in (None, "text")
-                and not header["variables"]
-                and not variables["buttons"],
+                "named": named,
+                "header": {
+                    "format": header["format"] or "",
+                    "text": header_text,
+                    "variables": list(header["variables"]),
+                },
+                "buttons": [
+                    {"index": b["index"], "type": b["type"], "variables": list(b["variables"])}
+                    for b in variables["buttons"]
+                ],
+                # A location header needs coordinates, which no form asks for.
+                "sendable": header["format"] in (None, "text", "image", "video", "document"),
             }
         )
     return listed
+
+
+def _component_text(components: Any, kind: str) -> str:
+    """The text of a template's ``kind`` component (BODY, HEADER), or ""."""
+    return next(
+        (
+            str(c.get("text") or "")
+            for c in components or []
+            if isinstance(c, dict) and str(c.get("type", "")).upper() == kind
+        ),
+        "",
+    )

@@ -61,6 +61,8 @@ class Bubble:
     location: dict[str, str] | None = None
     options: list[str] = field(default_factory=list)
     template_name: str = ""
+    # A template's file header: {"kind", "link", "filename"}.
+    template_file: dict[str, str] | None = None
     reactions: list[dict[str, str]] = field(default_factory=list)
     reply_preview: str = ""
     reply_sender: str = ""
@@ -153,6 +155,23 @@ def _preview(message: Message) -> str:
     return text if len(text) <= 120 else text[:119] + "…"
 
 
+def _template_file(payload: dict[str, Any]) -> dict[str, str] | None:
+    """The image, video or document a template message carries in its header."""
+    for component in payload.get("components") or []:
+        if not isinstance(component, dict) or component.get("type") != "header":
+            continue
+        for parameter in component.get("parameters") or []:
+            kind = parameter.get("type") if isinstance(parameter, dict) else None
+            media = parameter.get(kind) if kind in ("image", "video", "document") else None
+            if isinstance(media, dict) and str(media.get("link") or "").startswith("https://"):
+                return {
+                    "kind": str(kind),
+                    "link": str(media["link"]),
+                    "filename": str(media.get("filename") or ""),
+                }
+    return None
+
+
 def bubble(message: Message, contact_name: str) -> Bubble:
     role, sender = _sender(message, contact_name)
     view = Bubble(role=role, sender=sender)
@@ -175,6 +194,7 @@ def bubble(message: Message, contact_name: str) -> Bubble:
         view.options = _options(message)
     elif message.kind == Kind.TEMPLATE:
         view.template_name = str(payload.get("name") or "")
+        view.template_file = _template_file(payload)
     view.reactions = [
         {"emoji": str(emoji), "by": _who_reacted(str(key), contact_name)}
         for key, emoji in sorted(_dict(message.reactions).items())

@@ -683,10 +683,15 @@
 
   function templateValues(form) {
     var values = {};
-    Array.prototype.forEach.call(form.querySelectorAll("input[data-variable]"), function (input) {
+    Array.prototype.forEach.call(form.querySelectorAll("input[data-part='body']"), function (input) {
       values[input.getAttribute("data-variable")] = input.value;
     });
     return values;
+  }
+  function textParameters(form, part) {
+    return Array.prototype.map.call(form.querySelectorAll("input[data-part='" + part + "']"), function (input) {
+      return { type: "text", text: input.value };
+    });
   }
   function fillTemplate(body, values) {
     return body.replace(/\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g, function (whole, name) {
@@ -704,7 +709,7 @@
   var templateKeys = {};
   function sendTemplate(form, submit) {
     var values = templateValues(form);
-    var inputs = form.querySelectorAll("input[data-variable]");
+    var inputs = form.querySelectorAll("input[required]");
     for (var i = 0; i < inputs.length; i++) {
       if (!inputs[i].value.trim()) {
         ISP.announce(gettext("Fill in every parameter of the template."), "error");
@@ -714,17 +719,25 @@
     }
     var name = form.getAttribute("data-name");
     var language = form.getAttribute("data-language");
-    var parameters = Array.prototype.map.call(inputs, function (input) {
-      return { type: "text", text: input.value };
+    var template = { name: name, language: language, parameters: textParameters(form, "body") };
+    var header = { parameters: textParameters(form, "header") };
+    var link = form.querySelector("input[data-part='link']");
+    var filename = form.querySelector("input[data-part='filename']");
+    if (link) header.link = link.value.trim();
+    if (filename && filename.value.trim()) header.filename = filename.value.trim();
+    if (link || header.parameters.length) template.header = header;
+    template.buttons = Array.prototype.map.call(form.querySelectorAll("input[data-part='button']"), function (input) {
+      return { index: Number(input.getAttribute("data-index")), text: input.value.trim() };
     });
     var text = fillTemplate(form.getAttribute("data-body"), values);
-    var formKey = name + "|" + language + "|" + text;
+    // One key per filled-in form: a retry of the same form sends it once.
+    var formKey = JSON.stringify(template);
     templateKeys[formKey] = templateKeys[formKey] || newKey();
     var body = {
       kind: "template",
       text: text,
       client_key: templateKeys[formKey],
-      template: { name: name, language: language, parameters: parameters },
+      template: template,
     };
     busy(submit, ISP.api("POST", apiBase + "messages/", body).then(function (created) {
       delete templateKeys[formKey];

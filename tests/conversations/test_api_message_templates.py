@@ -122,6 +122,159 @@ def test_a_template_with_named_variables_sends_each_value_with_its_name(
     ]
 
 
+@pytest.fixture
+def invoice_template(closed: Conversation) -> MessageTemplate:
+    """The one ISPs send most: the invoice PDF as a document header, a text
+    header with the month, the amount in the body, a URL button to the
+    invoice page and a copy-code button with the PIX code."""
+    return MessageTemplate.objects.create(
+        account=WhatsAppAccount.objects.get(inbox=closed.inbox),
+        name="fatura_pdf",
+        language="pt_BR",
+        status="APPROVED",
+        components=[
+            {"type": "HEADER", "format": "DOCUMENT"},
+            {"type": "BODY", "text": "Sua fatura de {{1}} está anexa."},
+            {
+                "type": "BUTTONS",
+                "buttons": [
+                    {"type": "URL", "text": "Ver fatura", "url": "https://fibra.net/f/{{1}}"},
+                    {"type": "QUICK_REPLY", "text": "Falar com atendente"},
+                    {"type": "COPY_CODE", "example": "00020126"},
+                ],
+            },
+        ],
+        synced_at=timezone.now(),
+    )
+
+
+def _invoice(**overrides: Any) -> dict[str, Any]:
+    template = {
+        "name": "fatura_pdf",
+        "language": "pt_BR",
+        "parameters": [{"type": "text", "text": "R$ 99,90"}],
+        "header": {"link": "https://erp.fibra.net/boletos/8841.pdf", "filename": "fatura.pdf"},
+        "buttons": [{"index": 0, "text": "8841"}, {"index": 2, "text": "00020126580014BR.GOV"}],
+        **overrides,
+    }
+    return {"kind": "template", "template": template}
+
+
+def test_a_template_with_a_document_header_and_buttons_goes_out(
+    client: Client, agent: User, closed: Conversation, invoice_template: MessageTemplate
+) -> None:
+    response = _send(client, agent, closed, _invoice())
+
+    assert response.status_code == 201, response.json()
+    message = Message.objects.get(pk=response.json()["id"])
+    assert message.text == "Sua fatura de R$ 99,90 está anexa."
+    assert message.payload["components"] == [
+        {
+            "type": "header",
+            "parameters": [
+                {
+                    "type": "document",
+                    "document": {
+                        "link": "https://erp.fibra.net/boletos/8841.pdf",
+                        "filename": "fatura.pdf",
+                    },
+                }
+            ],
+        },
+        {"type": "body", "parameters": [{"type": "text", "text": "R$ 99,90"}]},
+        {
+            "type": "button",
+            "sub_type": "url",
+            "index": "0",
+            "parameters": [{"type": "text", "text": "8841"}],
+        },
+        {
+            "type": "button",
+            "sub_type": "copy_code",
+            "index": "2",
+            "parameters": [{"type": "coupon_code", "coupon_code": "00020126580014BR.GOV"}],
+        },
+    ]
+
+
+def test_a_text_header_with_a_variable_is_filled_and_shown_first(
+    client: Client, agent: User, closed: Conversation
+) -> None:
+    MessageTemplate.objects.create(
+        account=WhatsAppAccount.objects.get(inbox=closed.inbox),
+        name="manutencao",
+        language="pt_BR",
+        status="APPROVED",
+        components=[
+            {"type": "HEADER", "format": "TEXT", "text": "Manutenção em {{1}}"},
+            {"type": "BODY", "text": "Sua região terá manutenção amanhã."},
+        ],
+        synced_at=timezone.now(),
+    )
+    body = {
+        "kind": "template",
+        "template": {
+            "name": "manutencao",
+            "language": "pt_BR",
+            "header": {"parameters": [{"type": "text", "text": "Vila Mariana"}]},
+        },
+    }
+
+    response = _send(client, agent, closed, body)
+
+    assert response.status_code == 201, response.json()
+    message = Message.objects.get(pk=response.json()["id"])
+    assert message.text == "*Manutenção em Vila Mariana*\nSua região terá manutenção amanhã."
+    assert message.payload["components"] == [
+        {"type": "header", "parameters": [{"type": "text", "text": "Vila Mariana"}]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"header": {}}, "header is a file (document): give the https:// link"),
+        ({"header": {"link": "http://erp.fibra.net/b.pdf"}}, "must start with https://"),
+        ({"header": {"link": "not a link"}}, "Enter a valid URL."),
+        ({"buttons": [{"index": 0, "text": "8841"}]}, "Button 2 of this template takes a value"),
+        (
+            {"buttons": [{"index": 1, "text": "x"}, {"index": 0, "text": "y"}]},
+            "no button 1 that takes a value",
+        ),
+        (
+            {"buttons": [{"index": 0, "text": "a"}, {"index": 0, "text": "b"}]},
+            "Button 0 is given twice",
+        ),
+    ],
+    ids=["no-link", "http-link", "bad-link", "missing-button", "unknown-button", "twice"],
+)
+def test_a_bad_header_or_button_is_a_400_that_says_why(
+    client: Client,
+    agent: User,
+    closed: Conversation,
+    invoice_template: MessageTemplate,
+    overrides: dict[str, Any],
+    error: str,
+) -> None:
+    response = _send(client, agent, closed, _invoice(**overrides))
+
+    assert response.status_code == 400
+    assert error in str(response.json())
+    assert not Message.objects.filter(conversation=closed, kind="template").exists()
+
+
+def test_a_link_for_a_template_without_a_file_header_is_refused(
+    client: Client, agent: User, closed: Conversation
+) -> None:
+    body = _template("retomar_contato", "Maria", "42")
+    body["template"]["header"] = {"link": "https://erp.fibra.net/b.pdf"}
+
+    response = _send(client, agent, closed, body)
+
+    assert response.status_code == 400
+    assert "header has no file" in str(response.json())
+
+
 def test_a_retry_with_the_same_key_sends_the_template_once(
     client: Client, agent: User, closed: Conversation
 ) -> None:

@@ -554,6 +554,24 @@ def test_whatsapp_registers_the_templates_of_its_inboxes(inbox: Inbox) -> None:
         synced_at=now,
     )
     MessageTemplate.objects.create(
+        account=account,
+        name="visita",
+        language="pt_BR",
+        status="APPROVED",
+        components=[
+            {"type": "HEADER", "format": "LOCATION"},
+            {"type": "BODY", "text": "Nossa loja"},
+            {
+                "type": "BUTTONS",
+                "buttons": [
+                    {"type": "QUICK_REPLY", "text": "Ok"},
+                    {"type": "URL", "text": "Ver", "url": "https://fibra.net/v/{{1}}"},
+                ],
+            },
+        ],
+        synced_at=now,
+    )
+    MessageTemplate.objects.create(
         account=account, name="pendente", language="pt_BR", status="PENDING", synced_at=now
     )
     other_inbox = Inbox.objects.create(name="Outro", channel="email")
@@ -570,7 +588,9 @@ def test_whatsapp_registers_the_templates_of_its_inboxes(inbox: Inbox) -> None:
             "variables": [],
             "params": 0,
             "named": False,
-            "sendable": False,
+            "header": {"format": "document", "text": "", "variables": []},
+            "buttons": [],
+            "sendable": True,
         },
         {
             "id": listed[1]["id"],
@@ -581,7 +601,22 @@ def test_whatsapp_registers_the_templates_of_its_inboxes(inbox: Inbox) -> None:
             "variables": ["1", "2"],
             "params": 2,
             "named": False,
+            "header": {"format": "text", "text": "Aviso", "variables": []},
+            "buttons": [],
             "sendable": True,
+        },
+        {
+            "id": listed[2]["id"],
+            "name": "visita",
+            "language": "pt_BR",
+            "category": "",
+            "body": "Nossa loja",
+            "variables": [],
+            "params": 0,
+            "named": False,
+            "header": {"format": "location", "text": "", "variables": []},
+            "buttons": [{"index": 1, "type": "url", "variables": ["1"]}],
+            "sendable": False,  # no form asks for a location
         },
     ]
     assert channels.templates_for(other_inbox) == []

@@ -186,3 +186,74 @@ def _mentions(frame: dict[str, Any], conversation_id: int) -> bool:
     return frame.get("conversation_id") == conversation_id or frame.get("conversation") == (
         conversation_id
     )
+
+
+# A customer who last wrote 25 hours ago, and the invoice template ISPs send
+# most: the PDF as a document header, the amount, a link button, a PIX code.
+CLOSED_WINDOW = """
+from datetime import timedelta
+from django.utils import timezone
+from accounts.models import Team, User
+from conversations.models import Contact, Conversation
+from whatsapp.models import MessageTemplate, WhatsAppAccount
+
+account = WhatsAppAccount.objects.order_by("pk").first()
+MessageTemplate.objects.update_or_create(
+    account=account, name="fatura_pdf", language="pt_BR",
+    defaults=dict(status="APPROVED", category="UTILITY", synced_at=timezone.now(), components=[
+        {"type": "HEADER", "format": "DOCUMENT"},
+        {"type": "BODY", "text": "Olá! Sua fatura de {{1}} segue anexa."},
+        {"type": "BUTTONS", "buttons": [
+            {"type": "URL", "text": "Ver fatura", "url": "https://fibra.net/f/{{1}}"},
+            {"type": "COPY_CODE", "example": "000201"},
+        ]},
+    ]),
+)
+contact = Contact.objects.create(
+    name="Joana Template", wa_id="5511955554444", phone="+5511955554444"
+)
+late = timezone.now() - timedelta(hours=25)
+conversation = Conversation.objects.create(
+    contact=contact, inbox=account.inbox, team=Team.objects.get(name="Suporte técnico"),
+    assignee=User.objects.get(username="ana"), state="open", protocol="20261126-999001",
+    last_inbound_at=late, last_message_at=late, created_at=late,
+)
+print(conversation.pk)
+"""
+
+
+def test_an_agent_sends_a_document_template_once_the_window_closed(
+    served: Served, tabs: dict[str, Tab]
+) -> None:
+    conversation_id = int(served.manage("shell", code=CLOSED_WINDOW).split()[-1])
+    ana = tabs["ana"]
+    ana.page.set_viewport_size(VIEWPORT)
+    ana.goto(f"{served.base}/console/c/{conversation_id}/")
+    page = ana.page
+
+    page.wait_for_selector("#window-banner:not([hidden])")
+    page.click("#window-banner summary")
+    form = page.locator("form[data-name=fatura_pdf]")
+    form.locator("button[type=submit]").click()  # empty: refused in the page
+    assert page.locator("#thread [data-status]").count() == 0
+    form.locator("input[data-part=link]").fill("https://erp.fibra.net/boletos/8841.pdf")
+    form.locator("input[data-part=filename]").fill("fatura-novembro.pdf")
+    form.locator("input[data-part=body]").fill("R$ 99,90")
+    form.locator("input[data-part=button][data-index='0']").fill("8841")
+    form.locator("input[data-part=button][data-index='1']").fill("00020126580014BR.GOV")
+    assert "R$ 99,90" in form.locator("[data-preview]").inner_text()
+    form.locator("button[type=submit]").click()
+
+    bubble = page.locator("#thread .kind-template")
+    bubble.wait_for(timeout=LIVE_TIMEOUT)
+    link = bubble.locator(".template-file a")
+    assert link.inner_text() == "Documento: fatura-novembro.pdf"
+    assert link.get_attribute("href") == "https://erp.fibra.net/boletos/8841.pdf"
+    assert "Olá! Sua fatura de R$ 99,90 segue anexa." in bubble.inner_text()
+    page.wait_for_function(
+        "() => ['sent', 'delivered', 'read'].includes("
+        "document.querySelector('#thread .kind-template').dataset.status)",
+        timeout=LIVE_TIMEOUT,
+    )
+    assert page.locator("#thread .kind-template").count() == 1
+    assert ana.errors == []
