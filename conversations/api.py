@@ -523,6 +523,7 @@ def _text_parameters(
 
 
 MEDIA_HEADERS = ("image", "video", "document")
+MAX_COUPON_CODE = 15  # Meta's limit for a copy-code button's code
 
 
 def _template_header(
@@ -589,6 +590,15 @@ def _template_buttons(offered: dict[str, Any], given: list[dict[str, Any]]) -> l
         if index in values:
             raise serializers.ValidationError(
                 {"template": [_("Button %(index)d is given twice.") % {"index": index}]}
+            )
+        if wanted[index]["type"] == "copy_code" and len(button["text"]) > MAX_COUPON_CODE:
+            raise serializers.ValidationError(
+                {
+                    "template": [
+                        _("WhatsApp takes a code of at most %(max)d characters; %(given)d given.")
+                        % {"max": MAX_COUPON_CODE, "given": len(button["text"])}
+                    ]
+                }
             )
         values[index] = button["text"]
     missing = sorted(set(wanted) - set(values))

@@ -126,7 +126,7 @@ def test_a_template_with_named_variables_sends_each_value_with_its_name(
 def invoice_template(closed: Conversation) -> MessageTemplate:
     """The one ISPs send most: the invoice PDF as a document header, a text
     header with the month, the amount in the body, a URL button to the
-    invoice page and a copy-code button with the PIX code."""
+    invoice page and a copy-code button with a discount code."""
     return MessageTemplate.objects.create(
         account=WhatsAppAccount.objects.get(inbox=closed.inbox),
         name="fatura_pdf",
@@ -140,7 +140,7 @@ def invoice_template(closed: Conversation) -> MessageTemplate:
                 "buttons": [
                     {"type": "URL", "text": "Ver fatura", "url": "https://fibra.net/f/{{1}}"},
                     {"type": "QUICK_REPLY", "text": "Falar com atendente"},
-                    {"type": "COPY_CODE", "example": "00020126"},
+                    {"type": "COPY_CODE", "example": "FIBRA10"},
                 ],
             },
         ],
@@ -154,7 +154,7 @@ def _invoice(**overrides: Any) -> dict[str, Any]:
         "language": "pt_BR",
         "parameters": [{"type": "text", "text": "R$ 99,90"}],
         "header": {"link": "https://erp.fibra.net/boletos/8841.pdf", "filename": "fatura.pdf"},
-        "buttons": [{"index": 0, "text": "8841"}, {"index": 2, "text": "00020126580014BR.GOV"}],
+        "buttons": [{"index": 0, "text": "8841"}, {"index": 2, "text": "FIBRA25OFF"}],
         **overrides,
     }
     return {"kind": "template", "template": template}
@@ -192,7 +192,7 @@ def test_a_template_with_a_document_header_and_buttons_goes_out(
             "type": "button",
             "sub_type": "copy_code",
             "index": "2",
-            "parameters": [{"type": "coupon_code", "coupon_code": "00020126580014BR.GOV"}],
+            "parameters": [{"type": "coupon_code", "coupon_code": "FIBRA25OFF"}],
         },
     ]
 
@@ -245,8 +245,20 @@ def test_a_text_header_with_a_variable_is_filled_and_shown_first(
             {"buttons": [{"index": 0, "text": "a"}, {"index": 0, "text": "b"}]},
             "Button 0 is given twice",
         ),
+        (
+            {"buttons": [{"index": 0, "text": "8841"}, {"index": 2, "text": "0002012658001" * 2}]},
+            "a code of at most 15 characters; 26 given",
+        ),
     ],
-    ids=["no-link", "http-link", "bad-link", "missing-button", "unknown-button", "twice"],
+    ids=[
+        "no-link",
+        "http-link",
+        "bad-link",
+        "missing-button",
+        "unknown-button",
+        "twice",
+        "long-code",
+    ],
 )
 def test_a_bad_header_or_button_is_a_400_that_says_why(
     client: Client,

@@ -189,7 +189,7 @@ def _mentions(frame: dict[str, Any], conversation_id: int) -> bool:
 
 
 # A customer who last wrote 25 hours ago, and the invoice template ISPs send
-# most: the PDF as a document header, the amount, a link button, a PIX code.
+# most: the PDF as a document header, the amount, a link button, a discount code.
 CLOSED_WINDOW = """
 from datetime import timedelta
 from django.utils import timezone
@@ -205,7 +205,7 @@ MessageTemplate.objects.update_or_create(
         {"type": "BODY", "text": "Olá! Sua fatura de {{1}} segue anexa."},
         {"type": "BUTTONS", "buttons": [
             {"type": "URL", "text": "Ver fatura", "url": "https://fibra.net/f/{{1}}"},
-            {"type": "COPY_CODE", "example": "000201"},
+            {"type": "COPY_CODE", "example": "FIBRA10"},
         ]},
     ]),
 )
@@ -240,7 +240,7 @@ def test_an_agent_sends_a_document_template_once_the_window_closed(
     form.locator("input[data-part=filename]").fill("fatura-novembro.pdf")
     form.locator("input[data-part=body]").fill("R$ 99,90")
     form.locator("input[data-part=button][data-index='0']").fill("8841")
-    form.locator("input[data-part=button][data-index='1']").fill("00020126580014BR.GOV")
+    form.locator("input[data-part=button][data-index='1']").fill("FIBRA25OFF")
     assert "R$ 99,90" in form.locator("[data-preview]").inner_text()
     form.locator("button[type=submit]").click()
 
