@@ -223,7 +223,7 @@ print(conversation.pk)
 
 
 def test_an_agent_sends_a_document_template_once_the_window_closed(
-    served: Served, tabs: dict[str, Tab]
+    served: Served, tabs: dict[str, Tab], artifacts: Path
 ) -> None:
     conversation_id = int(served.manage("shell", code=CLOSED_WINDOW).split()[-1])
     ana = tabs["ana"]
@@ -242,6 +242,8 @@ def test_an_agent_sends_a_document_template_once_the_window_closed(
     form.locator("input[data-part=button][data-index='0']").fill("8841")
     form.locator("input[data-part=button][data-index='1']").fill("FIBRA25OFF")
     assert "R$ 99,90" in form.locator("[data-preview]").inner_text()
+    form.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "template.png"))
     form.locator("button[type=submit]").click()
 
     bubble = page.locator("#thread .kind-template")
