@@ -5,10 +5,13 @@ and thanks them for the answer; the core stores the score
 WhatsApp reply buttons stop at three, so the question is a list of five rows
 (ids ``csat:1`` … ``csat:5``); a customer who types the digit is understood too.
 Outside the 24-hour window only an approved template may be sent: the
-configured one, or no question at all.
+configured one, if the number has it approved and it needs no values, or no
+question at all.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import structlog
 from django.db import transaction
@@ -16,7 +19,7 @@ from django.utils import timezone
 
 from chatbot import metrics
 from chatbot.config import bot_config
-from conversations import signals
+from conversations import channels, signals
 from conversations.models import Conversation, Message
 from conversations.services import conversation_request_rating, message_send
 from ispsupport.errors import ServiceError
@@ -44,6 +47,29 @@ def rating_payload(question: str) -> dict[str, object]:
             }
         ],
     }
+
+
+def rating_template(conversation: Conversation, name: str) -> dict[str, Any] | str:
+    """The approved template ``name`` of the conversation's number, as its
+    channel lists it (Portuguese first), or why it cannot ask:
+    ``template_missing`` (not approved, or not synced: Meta would refuse it)
+    or ``template_unusable`` (it takes values the bot has none for)."""
+    offered = [t for t in channels.templates_for(conversation.inbox) if t["name"] == name]
+    if not offered:
+        return "template_missing"
+    usable = [
+        t
+        for t in offered
+        if t.get("sendable", True)
+        and not t.get("params")
+        and not (t.get("header") or {}).get("variables")
+        and (t.get("header") or {}).get("format") in (None, "", "text")
+        and not t.get("buttons")
+    ]
+    if not usable:
+        return "template_unusable"
+    usable.sort(key=lambda t: (t["language"] != "pt_BR", not t["language"].startswith("pt")))
+    return usable[0]
 
 
 # Safe to run again after a database error: the question and its mark on
@@ -75,11 +101,20 @@ def ask_rating(conversation_id: int) -> str:
                     after_resolve=True,
                 )
             elif config.csat_template:
+                template = rating_template(conversation, config.csat_template)
+                if isinstance(template, str):
+                    logger.warning(
+                        "csat_template_not_sent",
+                        conversation_id=conversation_id,
+                        template=config.csat_template,
+                        reason=template,
+                    )
+                    return template
                 message_send(
                     conversation=conversation,
                     kind=Message.Kind.TEMPLATE,
-                    text=config.csat_question,
-                    payload={"name": config.csat_template, "language": "pt_BR"},
+                    text=template["body"] or config.csat_question,
+                    payload={"name": template["name"], "language": template["language"]},
                     after_resolve=True,
                 )
             else:

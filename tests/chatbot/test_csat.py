@@ -18,6 +18,7 @@ from chatbot.csat import ask_rating, thank_for_rating
 from chatbot.models import BotSettings
 from conversations.models import Conversation, Inbox, Message
 from conversations.services import conversation_resolve, message_receive, message_send
+from whatsapp.models import MessageTemplate, WhatsAppAccount
 
 State = Conversation.State
 Capture = Callable[..., AbstractContextManager[Any]]
@@ -168,9 +169,30 @@ def test_after_the_24_hour_window_without_a_template_nothing_is_asked(
     assert resolved.csat_requested_at is None
 
 
+def _approved(inbox: Inbox, name: str, language: str, components: list[Any]) -> None:
+    account, _ = WhatsAppAccount.objects.get_or_create(
+        inbox=inbox, defaults={"name": "Suporte", "phone_number_id": "1099"}
+    )
+    MessageTemplate.objects.create(
+        account=account,
+        name=name,
+        language=language,
+        status="APPROVED",
+        components=components,
+        synced_at=timezone.now(),
+    )
+
+
+RATING_BODY = "Como você avalia nosso atendimento? Responda de 1 a 5."
+
+
 def test_after_the_24_hour_window_the_configured_template_asks(
     resolved: Conversation, bot_settings: BotSettings
 ) -> None:
+    _approved(resolved.inbox, "avaliacao_atendimento", "en_US", [{"type": "BODY", "text": "Rate"}])
+    _approved(
+        resolved.inbox, "avaliacao_atendimento", "pt_BR", [{"type": "BODY", "text": RATING_BODY}]
+    )
     bot_settings.csat_template = "avaliacao_atendimento"
     bot_settings.save()
     Conversation.objects.filter(pk=resolved.pk).update(
@@ -181,9 +203,41 @@ def test_after_the_24_hour_window_the_configured_template_asks(
 
     question = outbound(resolved)[-1]
     assert (question.kind, question.sender_type) == (Message.Kind.TEMPLATE, Message.SenderType.BOT)
+    # Portuguese first, and the thread shows what the customer reads.
     assert question.payload == {"name": "avaliacao_atendimento", "language": "pt_BR"}
+    assert question.text == RATING_BODY
     resolved.refresh_from_db()
     assert resolved.csat_requested_at is not None
+
+
+@pytest.mark.parametrize(
+    ("components", "outcome"),
+    [
+        (None, "template_missing"),
+        ([{"type": "BODY", "text": "Olá {{1}}, avalie de 1 a 5"}], "template_unusable"),
+        (
+            [{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Avalie"}],
+            "template_unusable",
+        ),
+    ],
+    ids=["not-approved-or-synced", "needs-a-value", "needs-an-image"],
+)
+def test_a_template_meta_would_refuse_is_not_sent(
+    resolved: Conversation, bot_settings: BotSettings, components: Any, outcome: str
+) -> None:
+    if components is not None:
+        _approved(resolved.inbox, "avaliacao_atendimento", "pt_BR", components)
+    bot_settings.csat_template = "avaliacao_atendimento"
+    bot_settings.save()
+    Conversation.objects.filter(pk=resolved.pk).update(
+        last_inbound_at=timezone.now() - timedelta(hours=25)
+    )
+
+    assert ask_rating.call(resolved.pk) == outcome
+
+    assert len(outbound(resolved)) == 1  # only the agent's reply
+    resolved.refresh_from_db()
+    assert resolved.csat_requested_at is None
 
 
 def test_with_the_rating_switched_off_nothing_is_asked(
