@@ -855,6 +855,9 @@ def test_whatsapp_formatting_shows_as_the_customer_sees_it(
         sender_type=Message.SenderType.BOT,
     )
     answer = make_message(conversation, "1", direction=In, reply_to=menu)
+    note = Note.objects.create(
+        conversation=conversation, author=agent, text="Cliente *VIP*: priorizar"
+    )
 
     page = parse(get(client, agent, url(conversation)))
 
@@ -866,6 +869,8 @@ def test_whatsapp_formatting_shows_as_the_customer_sees_it(
     # The quote of it in the customer's answer is one plain line.
     quote = page.one(f"#m-{answer.pk}").one(".quote-text").text
     assert quote == "Menu principal 1️⃣ Segunda via em https://fibra.net/segunda_via"
+    # Agents write notes with the same habit.
+    assert page.one(f"#n-{note.pk}").one(".note-text").one("strong").text == "VIP"
 
 
 def test_customer_supplied_text_is_escaped_everywhere(
