@@ -258,4 +258,14 @@ def test_an_agent_sends_a_document_template_once_the_window_closed(
         timeout=LIVE_TIMEOUT,
     )
     assert page.locator("#thread .kind-template").count() == 1
+
+    # A note is still possible with the window closed, and shows its formatting.
+    page.click("#tab-note")
+    note_box = page.locator("#composer-text")
+    note_box.fill("Cliente *VIP*: boleto enviado por modelo")
+    note_box.press("Enter")
+    note = page.locator("#thread .note", has_text="boleto enviado por modelo")
+    note.wait_for(timeout=LIVE_TIMEOUT)
+    assert note.locator(".note-text strong").inner_text() == "VIP"
+    assert page.locator("#thread .note").count() == 1
     assert ana.errors == []
