@@ -4,8 +4,6 @@ turn into markup other than these few tags."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from conversations.markup import chat_markup, chat_plain
@@ -72,17 +70,14 @@ def test_a_preview_drops_the_markers() -> None:
     assert chat_plain(None) == "" and chat_markup(None) == ""
 
 
-def test_hostile_text_stays_cheap_and_does_not_recurse_without_end() -> None:
+def test_hostile_text_is_left_as_typed_past_the_bounds() -> None:
+    """What it costs is measured by bench/markup.py; here, that the bounds hold."""
     nested = "*_~" * 700 + "x" + "~_*" * 700
     unclosed = "*a " * 1400
 
-    started = time.perf_counter()
-    for text in (nested, unclosed, "_" * 4096, "```a " * 1000):
-        assert chat_markup(text)
-        assert chat_plain(text)
-    # A WhatsApp text is at most 4096 characters; quadratic matching of these
-    # would take seconds, the bounded spans take milliseconds.
-    assert time.perf_counter() - started < 2
-    assert "<strong>" not in chat_markup(nested)  # a span over 500 characters: as typed
+    assert chat_markup(nested) == nested  # a span over 500 characters: as typed
+    assert chat_markup(unclosed) == unclosed
+    assert chat_markup("*" + "a" * 499 + "*") == "<strong>" + "a" * 499 + "</strong>"
+    assert chat_markup("*" + "a" * 501 + "*") == "*" + "a" * 501 + "*"
     # Four levels are rendered; what is nested deeper stays as typed.
     assert chat_markup("*_~*_~x~_*~_*") == "<strong><em><s><strong>_~x~_</strong></s></em></strong>"
