@@ -23,7 +23,9 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import HelpdeskAdmin
 from chatbot import texts
+from chatbot.csat import rating_template
 from chatbot.models import BotSettings, Holiday, KnowledgeArticle, MenuOption
+from conversations.models import Inbox
 
 # A WhatsApp list message holds at most 10 rows: the menu is sent as one.
 MAX_ACTIVE_OPTIONS = 10
@@ -108,11 +110,19 @@ class BotSettingsAdmin(HelpdeskAdmin):
         (_("Hours"), {"fields": ("business_hours",)}),
         (
             _("Rating"),
-            {"fields": ("csat_enabled", "csat_question", "csat_thanks", "csat_template")},
+            {
+                "fields": (
+                    "csat_enabled",
+                    "csat_question",
+                    "csat_thanks",
+                    "csat_template",
+                    "csat_template_status",
+                )
+            },
         ),
         (None, {"fields": ("updated_at",)}),
     )
-    readonly_fields = ("gemini_status", "menu_preview", "updated_at")
+    readonly_fields = ("gemini_status", "menu_preview", "csat_template_status", "updated_at")
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -142,6 +152,30 @@ class BotSettingsAdmin(HelpdeskAdmin):
                 "whatever this switch says."
             )
         )
+
+    @admin.display(description=_("rating template on each number"))
+    def csat_template_status(self, obj: BotSettings) -> SafeString | str:
+        if not obj.csat_template:
+            return str(_("No template: after 24 hours no rating is asked."))
+        why = {
+            "template_missing": _(
+                "not approved or not synced: it is not sent (sync the templates in "
+                "WhatsApp numbers)"
+            ),
+            "template_unusable": _("it takes values or a file the bot does not have: not sent"),
+        }
+        rows = []
+        for inbox in Inbox.objects.order_by("name"):
+            found = rating_template(inbox, obj.csat_template)
+            state = (
+                why[found]
+                if isinstance(found, str)
+                else _("ready (%(language)s)") % {"language": found["language"]}
+            )
+            rows.append((inbox.name, state))
+        if not rows:
+            return str(_("No number yet."))
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}: {}</li>", rows))
 
     @admin.display(description=_("menu as the customer sees it"))
     def menu_preview(self, obj: BotSettings) -> SafeString:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from chatbot import metrics
 from chatbot.config import bot_config
 from conversations import channels, signals
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Inbox, Message
 from conversations.services import conversation_request_rating, message_send
 from ispsupport.errors import ServiceError
 from ispsupport.tasks import Retry, background_task, enqueue
@@ -49,12 +49,12 @@ def rating_payload(question: str) -> dict[str, object]:
     }
 
 
-def rating_template(conversation: Conversation, name: str) -> dict[str, Any] | str:
-    """The approved template ``name`` of the conversation's number, as its
-    channel lists it (Portuguese first), or why it cannot ask:
-    ``template_missing`` (not approved, or not synced: Meta would refuse it)
-    or ``template_unusable`` (it takes values the bot has none for)."""
-    offered = [t for t in channels.templates_for(conversation.inbox) if t["name"] == name]
+def rating_template(inbox: Inbox, name: str) -> dict[str, Any] | str:
+    """The approved template ``name`` of ``inbox``'s number, as its channel
+    lists it (Portuguese first), or why it cannot ask: ``template_missing``
+    (not approved, or not synced: Meta would refuse it) or
+    ``template_unusable`` (it takes values the bot has none for)."""
+    offered = [t for t in channels.templates_for(inbox) if t["name"] == name]
     if not offered:
         return "template_missing"
     usable = [
@@ -101,7 +101,7 @@ def ask_rating(conversation_id: int) -> str:
                     after_resolve=True,
                 )
             elif config.csat_template:
-                template = rating_template(conversation, config.csat_template)
+                template = rating_template(conversation.inbox, config.csat_template)
                 if isinstance(template, str):
                     logger.warning(
                         "csat_template_not_sent",

@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 from django.http import HttpResponse
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import Team, User
 from chatbot.config import bot_config
 from chatbot.models import BotSettings, Holiday, Intent, KnowledgeArticle, MenuOption
+from conversations.models import Inbox
+from whatsapp.models import MessageTemplate, WhatsAppAccount
 
 SETTINGS = "/admin/chatbot/botsettings/"
 SETTINGS_PAGE = f"{SETTINGS}1/change/"
@@ -134,6 +137,38 @@ def test_the_page_says_whether_gemini_can_run(
     settings.GEMINI_API_KEY = key
 
     assert shown in page(root.get(SETTINGS_PAGE))
+
+
+def test_the_page_says_on_which_numbers_the_rating_template_can_go(root: Client) -> None:
+    assert "No template: after 24 hours no rating is asked." in page(root.get(SETTINGS_PAGE))
+    BotSettings.objects.filter(pk=1).update(csat_template="avaliacao")
+    ready, stale, needs_values = (
+        Inbox.objects.create(name=name) for name in ("Fibra Centro", "Fibra Norte", "Fibra Sul")
+    )
+    for inbox, number, body in (
+        (ready, "1001", "Avalie de 1 a 5"),
+        (needs_values, "1003", "Olá {{1}}, avalie de 1 a 5"),
+    ):
+        account = WhatsAppAccount.objects.create(
+            inbox=inbox, name=inbox.name, phone_number_id=number
+        )
+        MessageTemplate.objects.create(
+            account=account,
+            name="avaliacao",
+            language="pt_BR",
+            status="APPROVED",
+            components=[{"type": "BODY", "text": body}],
+            synced_at=timezone.now(),
+        )
+    WhatsAppAccount.objects.create(inbox=stale, name="Norte", phone_number_id="1002")
+
+    html_page = page(root.get(SETTINGS_PAGE))
+
+    assert "<li>Fibra Centro: ready (pt_BR)</li>" in html_page
+    assert "<li>Fibra Norte: not approved or not synced: it is not sent" in html_page
+    assert "<li>Fibra Sul: it takes values or a file the bot does not have: not sent</li>" in (
+        html_page
+    )
 
 
 def test_saving_texts_reaches_the_bot_at_once(root: Client, support: Team) -> None:
