@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 from django.http import HttpResponse
 from django.test import Client
-from django.utils import timezone
 
 from accounts.models import Team, User
 from chatbot.config import bot_config
 from chatbot.models import BotSettings, Holiday, Intent, KnowledgeArticle, MenuOption
 from conversations.models import Inbox
-from whatsapp.models import MessageTemplate, WhatsAppAccount
+from tests.whatsapp.factories import account_of, approved_template
 
 SETTINGS = "/admin/chatbot/botsettings/"
 SETTINGS_PAGE = f"{SETTINGS}1/change/"
@@ -149,18 +148,8 @@ def test_the_page_says_on_which_numbers_the_rating_template_can_go(root: Client)
         (ready, "1001", "Avalie de 1 a 5"),
         (needs_values, "1003", "Olá {{1}}, avalie de 1 a 5"),
     ):
-        account = WhatsAppAccount.objects.create(
-            inbox=inbox, name=inbox.name, phone_number_id=number
-        )
-        MessageTemplate.objects.create(
-            account=account,
-            name="avaliacao",
-            language="pt_BR",
-            status="APPROVED",
-            components=[{"type": "BODY", "text": body}],
-            synced_at=timezone.now(),
-        )
-    WhatsAppAccount.objects.create(inbox=stale, name="Norte", phone_number_id="1002")
+        approved_template(account_of(inbox, number), "avaliacao", [{"type": "BODY", "text": body}])
+    account_of(stale, "1002")
 
     html_page = page(root.get(SETTINGS_PAGE))
 

@@ -18,7 +18,7 @@ from chatbot.csat import ask_rating, thank_for_rating
 from chatbot.models import BotSettings
 from conversations.models import Conversation, Inbox, Message
 from conversations.services import conversation_resolve, message_receive, message_send
-from whatsapp.models import MessageTemplate, WhatsAppAccount
+from tests.whatsapp.factories import account_of, approved_template
 
 State = Conversation.State
 Capture = Callable[..., AbstractContextManager[Any]]
@@ -170,17 +170,7 @@ def test_after_the_24_hour_window_without_a_template_nothing_is_asked(
 
 
 def _approved(inbox: Inbox, name: str, language: str, components: list[Any]) -> None:
-    account, _ = WhatsAppAccount.objects.get_or_create(
-        inbox=inbox, defaults={"name": "Suporte", "phone_number_id": "1099"}
-    )
-    MessageTemplate.objects.create(
-        account=account,
-        name=name,
-        language=language,
-        status="APPROVED",
-        components=components,
-        synced_at=timezone.now(),
-    )
+    approved_template(account_of(inbox), name, components, language=language)
 
 
 RATING_BODY = "Como você avalia nosso atendimento? Responda de 1 a 5."

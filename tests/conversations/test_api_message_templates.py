@@ -13,6 +13,7 @@ from accounts.models import User
 from conversations.models import Conversation, Inbox, Message
 from tests.conversations.api_helpers import CONVERSATIONS, call
 from tests.conversations.conftest import hours_ago
+from tests.whatsapp.factories import account_of, approved_template
 from whatsapp.models import MessageTemplate, WhatsAppAccount
 
 
@@ -95,15 +96,10 @@ def test_a_template_with_named_variables_sends_each_value_with_its_name(
 ) -> None:
     """Templates created with named variables ({{nome}}, parameter_format
     NAMED) are refused by Meta unless each value says which variable it fills."""
-    MessageTemplate.objects.create(
-        account=WhatsAppAccount.objects.get(inbox=closed.inbox),
-        name="fatura_vencendo",
-        language="pt_BR",
-        status="APPROVED",
-        components=[
-            {"type": "BODY", "text": "Olá {{nome}}, sua fatura de {{valor}} vence amanhã."}
-        ],
-        synced_at=timezone.now(),
+    approved_template(
+        account_of(closed.inbox),
+        "fatura_vencendo",
+        [{"type": "BODY", "text": "Olá {{nome}}, sua fatura de {{valor}} vence amanhã."}],
     )
 
     response = _send(client, agent, closed, _template("fatura_vencendo", "Maria", "R$ 99,90"))
@@ -127,12 +123,10 @@ def invoice_template(closed: Conversation) -> MessageTemplate:
     """The one ISPs send most: the invoice PDF as a document header, a text
     header with the month, the amount in the body, a URL button to the
     invoice page and a copy-code button with a discount code."""
-    return MessageTemplate.objects.create(
-        account=WhatsAppAccount.objects.get(inbox=closed.inbox),
-        name="fatura_pdf",
-        language="pt_BR",
-        status="APPROVED",
-        components=[
+    return approved_template(
+        account_of(closed.inbox),
+        "fatura_pdf",
+        [
             {"type": "HEADER", "format": "DOCUMENT"},
             {"type": "BODY", "text": "Sua fatura de {{1}} está anexa."},
             {
@@ -144,7 +138,6 @@ def invoice_template(closed: Conversation) -> MessageTemplate:
                 ],
             },
         ],
-        synced_at=timezone.now(),
     )
 
 
@@ -200,16 +193,13 @@ def test_a_template_with_a_document_header_and_buttons_goes_out(
 def test_a_text_header_with_a_variable_is_filled_and_shown_first(
     client: Client, agent: User, closed: Conversation
 ) -> None:
-    MessageTemplate.objects.create(
-        account=WhatsAppAccount.objects.get(inbox=closed.inbox),
-        name="manutencao",
-        language="pt_BR",
-        status="APPROVED",
-        components=[
+    approved_template(
+        account_of(closed.inbox),
+        "manutencao",
+        [
             {"type": "HEADER", "format": "TEXT", "text": "Manutenção em {{1}}"},
             {"type": "BODY", "text": "Sua região terá manutenção amanhã."},
         ],
-        synced_at=timezone.now(),
     )
     body = {
         "kind": "template",

@@ -20,6 +20,7 @@ from accounts.models import Team, User
 from conversations import channels, panels
 from conversations.models import CannedReply, Contact, Conversation, Inbox, Message, Note, Tag
 from tests.conversations.conftest import hours_ago
+from tests.whatsapp.factories import approved_template
 from whatsapp.models import MessageTemplate, WhatsAppAccount
 
 XSS_IMG = "<img src=x onerror=alert(1)>"
@@ -553,12 +554,10 @@ def test_whatsapp_registers_the_templates_of_its_inboxes(inbox: Inbox) -> None:
         components=[{"type": "HEADER", "format": "DOCUMENT"}, {"type": "BODY", "text": "Segue"}],
         synced_at=now,
     )
-    MessageTemplate.objects.create(
-        account=account,
-        name="visita",
-        language="pt_BR",
-        status="APPROVED",
-        components=[
+    approved_template(
+        account,
+        "visita",
+        [
             {"type": "HEADER", "format": "LOCATION"},
             {"type": "BODY", "text": "Nossa loja"},
             {
@@ -569,7 +568,6 @@ def test_whatsapp_registers_the_templates_of_its_inboxes(inbox: Inbox) -> None:
                 ],
             },
         ],
-        synced_at=now,
     )
     MessageTemplate.objects.create(
         account=account, name="pendente", language="pt_BR", status="PENDING", synced_at=now
