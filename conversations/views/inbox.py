@@ -145,6 +145,8 @@ class InboxRow:
     first_response_due: datetime | None
     due_iso: str
     overdue: bool
+    # Open with the customer's 24 hours gone: only a template reaches them now.
+    window_closed: bool = False
 
     @property
     def last_iso(self) -> str:
@@ -228,6 +230,9 @@ def _row(conversation: Conversation, *, tab: str, user: User, now: datetime) -> 
         first_response_due=due,
         due_iso=iso(due),
         overdue=bool(due and due <= now),
+        window_closed=conversation.state in (State.QUEUED, State.OPEN, State.PENDING)
+        and conversation.last_inbound_at is not None
+        and not conversation.service_window_open(now),
     )
 
 

@@ -339,6 +339,23 @@ def test_row_fragment_is_one_row_with_its_data(agent: User, mine: Conversation) 
     assert "style=" not in html
 
 
+def test_a_row_says_when_only_a_template_reaches_the_customer(
+    agent: User, mine: Conversation
+) -> None:
+    client = as_user(agent)
+    assert (
+        "24 h window closed" not in client.get(f"/console/row/{mine.pk}/?tab=mine").content.decode()
+    )
+
+    Conversation.objects.filter(pk=mine.pk).update(
+        last_inbound_at=timezone.now() - timedelta(hours=24, minutes=1)
+    )
+    html = client.get(f"/console/row/{mine.pk}/?tab=mine").content.decode()
+
+    assert '<span class="window-closed" title="More than 24 hours since the customer wrote' in html
+    assert ">24 h window closed</span>" in html
+
+
 def test_row_is_gone_once_assigned_away_from_me(
     agent: User, teammate: User, supervisor: User, mine: Conversation
 ) -> None:
