@@ -228,6 +228,11 @@ def test_an_agent_sends_a_document_template_once_the_window_closed(
     conversation_id = int(served.manage("shell", code=CLOSED_WINDOW).split()[-1])
     ana = tabs["ana"]
     ana.page.set_viewport_size(VIEWPORT)
+    # The inbox already tells Ana that only a template reaches Joana.
+    ana.goto(f"{served.base}/console/?tab=mine")
+    row = ana.page.locator(f"#row-{conversation_id}")
+    row.wait_for()
+    assert row.locator(".window-closed").inner_text() == "janela de 24 h fechada"
     ana.goto(f"{served.base}/console/c/{conversation_id}/")
     page = ana.page
 
