@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from conversations import channels, events, metrics
+from conversations import channels, events, metrics, signals
 from conversations.models import Contact, Conversation, Message, Note
 from ispsupport.errors import ServiceError
 from ispsupport.identity import canonical_phone, clean_document, document_hash
@@ -428,6 +428,15 @@ def contact_erase(
     )
     notes.update(text=ERASED)
     _task_runs(ids, commit=True)
+    erased_messages = list(messages.values_list("pk", flat=True))
+    erased_conversations = list(conversations.values_list("pk", flat=True))
+    transaction.on_commit(
+        lambda: signals.contacts_erased.send(
+            sender=Contact,
+            message_ids=erased_messages,
+            conversation_ids=erased_conversations,
+        )
+    )
 
     conversation_type = ContentType.objects.get_for_model(Conversation)
     for entry in _history(ids):

@@ -12,3 +12,7 @@ from django.dispatch import Signal
 conversation_resolved = Signal()
 # conversation_id: int, score: int (1-5), message_id: int
 conversation_rated = Signal()
+# message_ids: list[int], conversation_ids: list[int] — an LGPD erasure
+# anonymised these rows; a channel forgets what it keeps about them elsewhere
+# (its cache), which the core cannot name.
+contacts_erased = Signal()

@@ -16,9 +16,14 @@ def _bootstrap_after_migrate(sender: AppConfig, **_kwargs: Any) -> None:
 
 
 def connect() -> None:
-    """After ``migrate``: create or update the number configured in the environment."""
+    """After ``migrate``: create or update the number configured in the
+    environment. After an erasure: forget the person's remembered sends."""
+    from conversations.signals import contacts_erased
+    from whatsapp.tasks import forget_accepted
+
     post_migrate.connect(
         _bootstrap_after_migrate,
         sender=apps.get_app_config("whatsapp"),
         dispatch_uid="whatsapp_account_bootstrap_from_env",
     )
+    contacts_erased.connect(forget_accepted, dispatch_uid="whatsapp_forget_erased_sends")

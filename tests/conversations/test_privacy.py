@@ -40,6 +40,7 @@ from conversations.privacy import (
 from ispsupport.errors import ServiceError
 from subscribers.models import Subscriber
 from tests.subscribers.factories import make_contract, make_invoice, make_plan, make_subscriber
+from whatsapp.tasks import _accepted_as, _remember_accepted
 
 NAME = "Maria Aparecida Souza"
 PROFILE = "Maria Souza"
@@ -575,7 +576,10 @@ def _task_run(path: str, first_arg: int, *, traceback: str = "", **kwargs: Any) 
 
 
 def test_erasure_scrubs_what_background_tasks_stored_about_the_person(
-    person: Contact, other: Contact, erasing_admin: User
+    person: Contact,
+    other: Contact,
+    erasing_admin: User,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     """A failed run's traceback can quote the data it failed on, and a send's
     retry carries the wamid Meta gave it, which encodes the phone number."""
@@ -591,10 +595,14 @@ def test_erasure_scrubs_what_background_tasks_stored_about_the_person(
     theirs = quoted.replace(WA_ID, "5521977776666")
     untouched = _task_run("chatbot.tasks.handle_message", other_message.pk, traceback=theirs)
     assert database_traces([wamid])
+    # The send task also remembers the wamid in the cache for 24 hours.
+    _remember_accepted(message.pk, wamid)
+    _remember_accepted(other_message.pk, "wamid.theirs")
 
     dry_run = erase(CPF_TYPED)
     assert "3 background task run(s) would be scrubbed." in dry_run
-    output = erase(CPF_TYPED, "--commit", "--actor", erasing_admin.username, "--reason", REASON)
+    with django_capture_on_commit_callbacks(execute=True):
+        output = erase(CPF_TYPED, "--commit", "--actor", erasing_admin.username, "--reason", REASON)
 
     assert "3 background task run(s) were scrubbed." in output
     assert database_traces([*_needles(), wamid]) == []
@@ -607,6 +615,8 @@ def test_erasure_scrubs_what_background_tasks_stored_about_the_person(
         "kwargs": {"request_id": "req-1", "attempt": 2, "sent_as": ""},
     }
     assert untouched.traceback == theirs  # someone else's run stays whole
+    assert _accepted_as(message.pk) == ""
+    assert _accepted_as(other_message.pk) == "wamid.theirs"
 
 
 def test_erased_rows_read_as_erased(person: Contact, erasing_admin: User) -> None:
