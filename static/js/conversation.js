@@ -699,6 +699,22 @@
     });
   }
 
+  // Many templates: a filter over their names and texts.
+  var templateFilter = document.getElementById("template-filter");
+  if (templateFilter) {
+    templateFilter.addEventListener("input", function () {
+      var words = templateFilter.value.toLowerCase().split(/\s+/).filter(Boolean);
+      var shown = 0;
+      Array.prototype.forEach.call(windowBanner.querySelectorAll(".template-list > li"), function (item) {
+        var text = item.getAttribute("data-search") || "";
+        var match = words.every(function (word) { return text.indexOf(word) >= 0; });
+        item.hidden = !match;
+        if (match) shown += 1;
+      });
+      document.getElementById("template-filter-empty").hidden = shown > 0;
+    });
+  }
+
   windowBanner.addEventListener("input", function (event) {
     var form = event.target.closest("form[data-form='template']");
     if (!form) return;

@@ -209,6 +209,13 @@ MessageTemplate.objects.update_or_create(
         ]},
     ]),
 )
+for index, topic in enumerate(["manutencao", "visita", "retorno", "pesquisa", "aviso"]):
+    MessageTemplate.objects.update_or_create(
+        account=account, name=f"{topic}_geral", language="pt_BR",
+        defaults=dict(status="APPROVED", synced_at=timezone.now(), components=[
+            {"type": "BODY", "text": f"Mensagem {index} sobre {topic}."},
+        ]),
+    )
 contact = Contact.objects.create(
     name="Joana Template", wa_id="5511955554444", phone="+5511955554444"
 )
@@ -238,7 +245,16 @@ def test_an_agent_sends_a_document_template_once_the_window_closed(
 
     page.wait_for_selector("#window-banner:not([hidden])")
     page.click("#window-banner summary")
+    # Six templates: a filter finds the one by a word of its text.
+    assert page.locator(".template-list > li:visible").count() == 6
+    page.fill("#template-filter", "fatura anexa")
+    assert page.locator(".template-list > li:visible").count() == 1
+    page.fill("#template-filter", "nada disso")
+    assert page.locator(".template-list > li:visible").count() == 0
+    assert page.locator("#template-filter-empty").is_visible()
+    page.fill("#template-filter", "FATURA")
     form = page.locator("form[data-name=fatura_pdf]")
+    assert form.is_visible()
     form.locator("button[type=submit]").click()  # empty: refused in the page
     assert page.locator("#thread [data-status]").count() == 0
     form.locator("input[data-part=link]").fill("https://erp.fibra.net/boletos/8841.pdf")
