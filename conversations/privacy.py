@@ -288,18 +288,22 @@ def _history(ids: Sequence[int]) -> Any:
     )
 
 
-def _task_runs(ids: Sequence[int], *, commit: bool) -> int:
-    """Stored background-task runs about these contacts' messages and
-    conversations whose error text or arguments go (see
-    ``ispsupport.tasks.task_results_scrub``): counted, or with ``commit`` scrubbed."""
+def _row_ids(ids: Sequence[int]) -> dict[str, list[int]]:
+    """The ids of these contacts' messages and conversations, by kind."""
     conversations, messages, _notes = _scope(ids)
+    return {
+        "message": list(messages.values_list("pk", flat=True)),
+        "conversation": list(conversations.values_list("pk", flat=True)),
+    }
+
+
+def _task_runs(rows: dict[str, list[int]], *, commit: bool) -> int:
+    """Stored background-task runs about these messages and conversations
+    (``_row_ids``) whose error text or arguments go (see
+    ``ispsupport.tasks.task_results_scrub``): counted, or with ``commit`` scrubbed."""
     total = 0
-    for of, scope in (("message", messages), ("conversation", conversations)):
-        about = channels.tasks_about(of)
-        if not about:
-            continue
-        pks = list(scope.values_list("pk", flat=True))
-        for task, personal in about:
+    for of, pks in rows.items():
+        for task, personal in channels.tasks_about(of):
             total += task_results_scrub([task], pks, kwargs=personal, commit=commit)
     return total
 
@@ -330,7 +334,7 @@ def contact_erasure_preview(*, contacts: Sequence[Contact]) -> ErasureCounts:
         contact_tags=Contact.tags.through.objects.filter(contact_id__in=ids).count(),
         linked_customers=Contact.objects.filter(pk__in=ids).exclude(customer_code="").count(),
         admin_history=_history(ids).count(),
-        task_runs=_task_runs(ids, commit=False),
+        task_runs=_task_runs(_row_ids(ids), commit=False),
     )
 
 
@@ -427,14 +431,11 @@ def contact_erase(
         error_detail="",
     )
     notes.update(text=ERASED)
-    _task_runs(ids, commit=True)
-    erased_messages = list(messages.values_list("pk", flat=True))
-    erased_conversations = list(conversations.values_list("pk", flat=True))
+    rows = _row_ids(ids)
+    _task_runs(rows, commit=True)
     transaction.on_commit(
         lambda: signals.contacts_erased.send(
-            sender=Contact,
-            message_ids=erased_messages,
-            conversation_ids=erased_conversations,
+            sender=Contact, message_ids=rows["message"], conversation_ids=rows["conversation"]
         )
     )
 
